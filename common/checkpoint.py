@@ -1,0 +1,259 @@
+"""One checkpoint file per save, holding everything a run needs to continue.
+
+A checkpoint is a plain dict of tensors, numbers and strings, so it loads with
+`torch.load(..., weights_only=True)`: a file that holds arbitrary pickled Python
+objects is refused instead of executed. It holds every model (the unwrapped
+module: no `module.` / `_orig_mod.` prefixes), every optimizer, the GradScaler,
+the EMA, step and epoch, the RNG states of torch / CUDA / numpy / python (of every
+rank under torchrun), and the run's options.
+
+Writes are atomic: the file is written to a temporary name in the same folder,
+flushed to disk, then renamed over the old one, so a crash mid-save leaves the
+previous checkpoint intact.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import random
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+
+from common.errors import CheckpointError
+
+FORMAT_VERSION = 1
+LAST = "last.pt"
+_PREFIXES = ("module.", "_orig_mod.")
+
+
+# --------------------------------------------------------------------------- RNG
+def rng_state() -> dict:
+    """RNG states of torch (CPU and every CUDA device), numpy and python, as tensors/ints."""
+    np_state = np.random.get_state()
+    py_version, py_internal, py_gauss = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "python": {"version": py_version, "internal": torch.tensor(py_internal, dtype=torch.int64),
+                   "gauss": py_gauss},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np_s = state["numpy"]
+    np.random.set_state(("MT19937", np_s["keys"].numpy().astype(np.uint32), np_s["pos"],
+                         np_s["has_gauss"], np_s["cached_gaussian"]))
+    py = state["python"]
+    random.setstate((py["version"], tuple(int(v) for v in py["internal"].tolist()), py["gauss"]))
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ------------------------------------------------------------------- save / load
+def atomic_save(payload: dict, path: str | Path) -> Path:
+    """torch.save to a temp file in the same folder, fsync, then rename over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)  # atomic on POSIX and Windows
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def load_file(path: str | Path) -> dict:
+    """Load a checkpoint safely (weights_only=True) with one-line errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(f"refusing to load {path}: it holds arbitrary Python objects, not only "
+                              f"tensors (loading it could run code); only checkpoints written by this "
+                              f"project are accepted") from exc
+    except (RuntimeError, EOFError, OSError) as exc:
+        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt?): "
+                              f"{str(exc).splitlines()[0]}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION or "models" not in payload:
+        raise CheckpointError(f"{path} is not a checkpoint written by this project")
+    return payload
+
+
+def strip_prefixes(state_dict: dict) -> dict:
+    """Drop DDP (`module.`) and torch.compile (`_orig_mod.`) prefixes from keys."""
+    out = {}
+    for key, value in state_dict.items():
+        changed = True
+        while changed:
+            changed = False
+            for prefix in _PREFIXES:
+                if key.startswith(prefix):
+                    key, changed = key[len(prefix):], True
+        out[key] = value
+    return out
+
+
+def check_model_name(payload: dict, model_name: str, path: str | Path) -> None:
+    found = payload.get("model_name")
+    if found != model_name:
+        raise CheckpointError(f"{path} is a checkpoint of {found!r}, not of {model_name!r}: "
+                              f"point --checkpoint/--resume at a {model_name} run")
+
+
+def load_state_checked(module: torch.nn.Module, state_dict: dict, *, what: str, path: str | Path,
+                       option_diff: str = "") -> None:
+    """load_state_dict, but a key or shape mismatch names what differs in one line."""
+    state_dict = strip_prefixes(state_dict)
+    own = module.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    shapes = [f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}"
+              for k, v in own.items() if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)]
+    if missing or unexpected or shapes:
+        parts = []
+        if shapes:
+            parts.append(f"{len(shapes)} shape(s) differ, e.g. {shapes[0]}")
+        if missing:
+            parts.append(f"{len(missing)} missing key(s), e.g. {missing[0]}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected key(s), e.g. {unexpected[0]}")
+        hint = f"; options that differ: {option_diff}" if option_diff else ""
+        raise CheckpointError(f"{path}: {what} does not match this model ({'; '.join(parts)}){hint}")
+    module.load_state_dict(state_dict)
+
+
+def describe_option_diff(saved: dict, current: dict, keys: Iterable[str]) -> str:
+    diffs = [f"{k}={saved.get(k)!r} in checkpoint, {current.get(k)!r} now" for k in keys
+             if k in saved and saved.get(k) != current.get(k)]
+    return ", ".join(diffs)
+
+
+def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
+    while True:
+        if hasattr(module, "_orig_mod"):
+            module = module._orig_mod
+        elif isinstance(module, torch.nn.parallel.DistributedDataParallel):
+            module = module.module
+        else:
+            return module
+
+
+# ------------------------------------------------------------------ Checkpointer
+class Checkpointer:
+    """Saves and restores one training run's complete state.
+
+    `models`/`optimizers` are dicts name -> object; `scaler` a GradScaler; `ema` an
+    object with state_dict/load_state_dict. `arch_options` name the options that
+    decide tensor shapes, so a mismatch can say e.g. "ngf=64 in checkpoint, 128 now".
+    Under torchrun every rank calls `save` (RNG states are gathered); rank 0 writes.
+    """
+
+    def __init__(self, directory: str | Path, *, model_name: str, models: dict, optimizers: dict,
+                 options: dict, scaler=None, ema=None, arch_options: Iterable[str] = (),
+                 is_main: bool = True):
+        self.directory = Path(directory)
+        self.model_name = model_name
+        self.models = {k: _unwrap(m) for k, m in models.items()}
+        self.optimizers = optimizers
+        self.scaler = scaler
+        self.ema = ema
+        self.options = options
+        self.arch_options = tuple(arch_options)
+        self.is_main = is_main
+
+    @property
+    def last_path(self) -> Path:
+        return self.directory / LAST
+
+    def state(self, step: int, epoch: int) -> dict:
+        rngs = [rng_state()]
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            rngs = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(rngs, rng_state())
+        payload: dict[str, Any] = {
+            "format": FORMAT_VERSION,
+            "model_name": self.model_name,
+            "step": int(step),
+            "epoch": int(epoch),
+            "models": {k: m.state_dict() for k, m in self.models.items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "rng": rngs,
+            "options": dict(self.options),
+        }
+        if self.scaler is not None:
+            payload["scaler"] = self.scaler.state_dict()
+        if self.ema is not None:
+            payload["ema"] = self.ema.state_dict()
+        return payload
+
+    def save(self, step: int, epoch: int, name: str = LAST) -> Path:
+        payload = self.state(step, epoch)  # collective under torchrun: every rank calls it
+        path = self.directory / name
+        if self.is_main:
+            atomic_save(payload, path)
+        return path
+
+    def load(self, path: str | Path) -> dict:
+        """Restore everything from `path`; return the payload (step, epoch, options)."""
+        payload = load_file(path)
+        check_model_name(payload, self.model_name, path)
+        diff = describe_option_diff(payload.get("options", {}), self.options, self.arch_options)
+        for name, module in self.models.items():
+            if name not in payload["models"]:
+                raise CheckpointError(f"{path} holds no weights for {name!r}")
+            load_state_checked(module, payload["models"][name], what=name, path=path, option_diff=diff)
+        for name, optimizer in self.optimizers.items():
+            if name not in payload["optimizers"]:
+                raise CheckpointError(f"{path} holds no state for optimizer {name!r}")
+            optimizer.load_state_dict(payload["optimizers"][name])
+        if self.scaler is not None and "scaler" in payload:
+            self.scaler.load_state_dict(payload["scaler"])
+        if self.ema is not None:
+            if "ema" not in payload:
+                raise CheckpointError(f"{path} has no EMA weights but this run uses an EMA")
+            self.ema.load_state_dict(payload["ema"])
+        rank = torch.distributed.get_rank() if (torch.distributed.is_available()
+                                                and torch.distributed.is_initialized()) else 0
+        rngs = payload["rng"]
+        if rank < len(rngs):
+            set_rng_state(rngs[rank])
+        return payload
+
+    def resume(self, resume: str | None) -> tuple[int, int]:
+        """`--resume auto|PATH`: restore and return (step, epoch); (0, 0) for a fresh start."""
+        if not resume:
+            return 0, 0
+        if resume == "auto":
+            if not self.last_path.is_file():
+                if self.is_main:
+                    print(f"--resume auto: no checkpoint at {self.last_path}, starting from step 0")
+                return 0, 0
+            path = self.last_path
+        else:
+            path = Path(resume)
+        payload = self.load(path)
+        if self.is_main:
+            print(f"resumed from {path} at step {payload['step']}")
+        return payload["step"], payload["epoch"]
+
+
+def load_for_inference(path: str | Path, model_name: str) -> dict:
+    """Load a checkpoint for generate.py: checks it belongs to `model_name`."""
+    payload = load_file(path)
+    check_model_name(payload, model_name, path)
+    return payload

@@ -1,0 +1,52 @@
+"""The flags every train.py shares, with the same names and meanings everywhere.
+
+Paper hyper-parameters (batch size, learning rates, epochs, image size) are
+declared in each train.py, next to the paper they come from; this adds the
+plumbing flags only.
+"""
+from __future__ import annotations
+
+import argparse
+
+
+def add_common_args(parser: argparse.ArgumentParser, *, model: str, data: str,
+                    log_every: int = 50, sample_every: int = 500, save_every: int = 1000) -> None:
+    g = parser.add_argument_group("data, run directory and plumbing (same flags in every folder)")
+    g.add_argument("--data", default=data,
+                   help=f"digits | photos (embedded, offline) | mnist | fashion-mnist | cifar10 | celeba "
+                        f"(torchvision, downloads into --data-root) | path to a folder of images "
+                        f"(default: {data})")
+    g.add_argument("--data-root", default="data", help="where torchvision datasets live (default: data)")
+    g.add_argument("--out", default=None,
+                   help=f"run directory (default: runs/{model}-<data>); holds options.json, TensorBoard "
+                        f"events, samples/ and checkpoints/")
+    g.add_argument("--max-steps", type=int, default=None,
+                   help="stop after this many optimizer steps in total (demos, tests; default: no limit)")
+    g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto)")
+    g.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="autocast precision; auto = bf16 on CPUs with native bfloat16 (AVX512-BF16/AMX), "
+                        "fp32 otherwise (see benchmarks/throughput.py); fp16 needs CUDA (GradScaler)")
+    g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="NHWC memory format (default: on for cpu and cuda)")
+    g.add_argument("--compile", action="store_true", help="torch.compile the models")
+    g.add_argument("--workers", type=int, default=0,
+                   help="DataLoader worker processes (default 0: the embedded data sit in memory)")
+    g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    g.add_argument("--resume", default=None, metavar="auto|PATH",
+                   help="continue a run: auto = <out>/checkpoints/last.pt if it exists, or a path")
+    g.add_argument("--log-every", type=int, default=log_every,
+                   help=f"TensorBoard scalars every N steps (default {log_every})")
+    g.add_argument("--sample-every", type=int, default=sample_every,
+                   help=f"sample grid every N steps (default {sample_every}); one is always saved at the end")
+    g.add_argument("--save-every", type=int, default=save_every,
+                   help=f"checkpoint every N steps (default {save_every}); one is always saved at the end")
+
+
+def default_out(opt, model: str) -> str:
+    """runs/<model>-<data name> unless --out was given."""
+    if opt.out:
+        return opt.out
+    from pathlib import Path
+
+    name = Path(opt.data).name if opt.data not in ("", ".") else "data"
+    return str(Path("runs") / f"{model}-{name}")

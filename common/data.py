@@ -1,0 +1,257 @@
+"""Datasets every folder can train on, and a loader that resumes mid-epoch.
+
+Embedded (offline, no download):
+  * `digits`: scikit-learn's 1,797 real 8x8 handwritten digits with labels,
+    resized to the requested size, 1 channel.
+  * `photos`: random crops of the real photos bundled inside scikit-learn and
+    scikit-image, 3 channels. Crop i is a pure function of (seed, i), so a run
+    and its resumed copy see identical data whatever the worker count.
+Real: torchvision's MNIST / FashionMNIST / CIFAR-10 / CelebA (their own download)
+and any folder of images. Every image tensor is in [-1, 1] (the Tanh range).
+"""
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from common.errors import DataError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+EMBEDDED = ("digits", "photos")
+TORCHVISION = ("mnist", "fashion-mnist", "cifar10", "celeba")
+
+# Colour photos shipped inside the installed packages (no download): skimage.data
+# functions read these from the package folder; scikit-learn ships china/flower.
+SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "retina",
+                  "immunohistochemistry", "motorcycle_left")
+
+
+def to_tanh_range(x: torch.Tensor) -> torch.Tensor:
+    """[0, 1] -> [-1, 1], the range of a Tanh generator output."""
+    return x * 2.0 - 1.0
+
+
+# --------------------------------------------------------------------- digits
+class Digits(Dataset):
+    """scikit-learn's handwritten digits (8x8, 0..16), resized to `image_size`.
+
+    Resizing is bilinear from 8x8, so large sizes look soft; digits stay
+    recognisable at 28-64 px. Returns (image [1, S, S] in [-1, 1], label).
+    """
+
+    def __init__(self, image_size: int = 28):
+        from sklearn.datasets import load_digits
+
+        bunch = load_digits()
+        images = torch.from_numpy(bunch.images.astype(np.float32) / 16.0).unsqueeze(1)
+        if image_size != 8:
+            images = F.interpolate(images, size=(image_size, image_size), mode="bilinear",
+                                   align_corners=False)
+        self.images = to_tanh_range(images.clamp(0.0, 1.0)).contiguous()
+        self.labels = torch.from_numpy(bunch.target.astype(np.int64))
+        self.channels = 1
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return self.images[i], self.labels[i]
+
+
+# --------------------------------------------------------------------- photos
+def load_bundled_photos() -> list[np.ndarray]:
+    """The real RGB photos shipped with scikit-image and scikit-learn (uint8 HxWx3)."""
+    import skimage.data
+    from sklearn.datasets import load_sample_images
+
+    photos = [np.asarray(getattr(skimage.data, name)()) for name in SKIMAGE_PHOTOS]
+    photos += list(load_sample_images().images)
+    return [p[..., :3] for p in photos if p.ndim == 3]
+
+
+class PhotoCrops(Dataset):
+    """`length` random square crops of the bundled photos, resized to `image_size`.
+
+    The crop side is a random 15-60% of the photo's shorter side, with a random
+    horizontal flip; crop i is drawn from a generator seeded by (seed, i), so the
+    dataset is a fixed set of images. Returns (image [3, S, S], photo index).
+    """
+
+    def __init__(self, image_size: int = 64, length: int = 8192, seed: int = 0):
+        self.photos = [torch.from_numpy(p.copy()).permute(2, 0, 1).contiguous() for p in load_bundled_photos()]
+        self.image_size, self.length, self.seed = image_size, length, seed
+        self.channels = 3
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i):
+        rng = np.random.default_rng([self.seed, i])
+        k = int(rng.integers(len(self.photos)))
+        photo = self.photos[k]
+        h, w = photo.shape[1:]
+        side = max(8, int(min(h, w) * rng.uniform(0.15, 0.6)))
+        top, left = int(rng.integers(h - side + 1)), int(rng.integers(w - side + 1))
+        crop = photo[:, top:top + side, left:left + side].float().unsqueeze(0) / 255.0
+        crop = F.interpolate(crop, size=(self.image_size, self.image_size), mode="bilinear",
+                             antialias=True, align_corners=False)[0]
+        if rng.random() < 0.5:
+            crop = crop.flip(-1)
+        return to_tanh_range(crop.clamp(0.0, 1.0)), k
+
+
+# --------------------------------------------------------------- image folder
+def list_images(root: str | Path) -> list[Path]:
+    """Every image below `root`; a missing or empty folder, a non-image file or an
+    unreadable image is a DataError naming the culprit (hidden files are skipped)."""
+    from PIL import Image, UnidentifiedImageError
+
+    root = Path(root)
+    if not root.exists():
+        raise DataError(f"--data {root}: no such file or directory (use --data digits for the "
+                        f"embedded dataset)")
+    if not root.is_dir():
+        raise DataError(f"--data {root}: not a folder of images")
+    files = sorted(p for p in root.rglob("*") if p.is_file()
+                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    if not files:
+        raise DataError(f"--data {root}: the folder is empty")
+    for p in files:
+        if p.suffix.lower() not in IMAGE_EXTENSIONS:
+            raise DataError(f"--data {root}: {p} is not an image (expected one of "
+                            f"{' '.join(IMAGE_EXTENSIONS)}); move it out of the folder")
+        try:
+            with Image.open(p) as im:  # reads the header only: fast on large folders
+                im.size
+        except (UnidentifiedImageError, OSError) as exc:
+            raise DataError(f"--data {root}: cannot read image {p} ({exc.__class__.__name__})") from exc
+    return files
+
+
+class ImageFolderFlat(Dataset):
+    """Any folder of images (searched recursively), resized and centre-cropped to
+    `image_size`, converted to `channels` (1 = greyscale, 3 = RGB). Label is 0."""
+
+    def __init__(self, root: str | Path, image_size: int, channels: int = 3):
+        if channels not in (1, 3):
+            raise DataError(f"--channels must be 1 or 3, not {channels}")
+        self.files = list_images(root)
+        self.image_size, self.channels = image_size, channels
+        from torchvision import transforms
+
+        self.transform = transforms.Compose([
+            transforms.Resize(image_size, antialias=True),
+            transforms.CenterCrop(image_size),
+            transforms.ToTensor(),
+        ])
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i):
+        from PIL import Image
+
+        path = self.files[i]
+        try:
+            with Image.open(path) as im:
+                im = im.convert("L" if self.channels == 1 else "RGB")
+                x = self.transform(im)
+        except OSError as exc:
+            raise DataError(f"cannot read image {path} ({exc})") from exc
+        return to_tanh_range(x), 0
+
+
+# ---------------------------------------------------------------- torchvision
+def torchvision_dataset(name: str, image_size: int, root: str | Path = "data", download: bool = True):
+    """MNIST / FashionMNIST / CIFAR-10 / CelebA via torchvision (downloads into `root`)."""
+    from torchvision import datasets, transforms
+
+    tf = transforms.Compose([transforms.Resize(image_size, antialias=True),
+                             transforms.CenterCrop(image_size),
+                             transforms.ToTensor(),
+                             transforms.Lambda(to_tanh_range)])
+    builders = {
+        "mnist": (lambda: datasets.MNIST(root, train=True, transform=tf, download=download), 1),
+        "fashion-mnist": (lambda: datasets.FashionMNIST(root, train=True, transform=tf, download=download), 1),
+        "cifar10": (lambda: datasets.CIFAR10(root, train=True, transform=tf, download=download), 3),
+        "celeba": (lambda: datasets.CelebA(root, split="train", transform=tf, download=download), 3),
+    }
+    build, channels = builders[name]
+    try:
+        ds = build()
+    except Exception as exc:  # noqa: BLE001 - network, checksum and missing-file errors alike
+        raise DataError(f"--data {name}: could not load or download it into {Path(root).resolve()} "
+                        f"({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                        f"offline, use --data digits or put the files there") from exc
+    ds.channels = channels
+    return ds
+
+
+def build_dataset(data: str, image_size: int, *, channels: int = 3, data_root: str | Path = "data",
+                  seed: int = 0) -> Dataset:
+    """Resolve `--data` to a dataset; the result has a `.channels` attribute."""
+    if data == "digits":
+        return Digits(image_size)
+    if data == "photos":
+        return PhotoCrops(image_size, seed=seed)
+    if data in TORCHVISION:
+        return torchvision_dataset(data, image_size, data_root)
+    return ImageFolderFlat(data, image_size, channels)
+
+
+# ------------------------------------------------------------------- loading
+class ResumableSampler(DistributedSampler):
+    """DistributedSampler (per-epoch shuffle from seed + epoch, one shard per rank)
+    that can also skip the first batches of an epoch, to resume mid-epoch exactly.
+    Works without torchrun too (one replica)."""
+
+    def __init__(self, dataset, *, num_replicas=1, rank=0, shuffle=True, seed=0):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed,
+                         drop_last=True)
+        self.skip = 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:  # noqa: D401 - same meaning as the parent's
+        super().set_epoch(epoch)
+        self.skip = skip
+
+    def __iter__(self):
+        return itertools.islice(super().__iter__(), self.skip, None)
+
+    def __len__(self) -> int:
+        return super().__len__() - self.skip
+
+
+def make_loader(dataset: Dataset, batch_size: int, *, workers: int = 0, seed: int = 0,
+                rank: int = 0, world_size: int = 1, pin_memory: bool = False) -> DataLoader:
+    """A shuffling DataLoader with whole batches only, whose order depends only on
+    (seed, epoch): its own generator keeps the global RNG untouched."""
+    sampler = ResumableSampler(dataset, num_replicas=world_size, rank=rank, seed=seed)
+    generator = torch.Generator().manual_seed(seed)
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                        drop_last=True, pin_memory=pin_memory, persistent_workers=workers > 0,
+                        generator=generator)
+    if len(loader) == 0:
+        raise DataError(f"the dataset has {len(dataset)} images, fewer than one batch of {batch_size} "
+                        f"per process: lower --batch-size")
+    return loader
+
+
+def iterate_steps(loader: DataLoader, start_step: int, total_steps: int):
+    """Yield (step, epoch, batch) for steps start_step+1 .. total_steps (1-based),
+    crossing epochs as needed; resuming at any step sees the same batches."""
+    loader.sampler.set_epoch(0)
+    steps_per_epoch = len(loader)
+    step = start_step
+    while step < total_steps:
+        epoch, offset = divmod(step, steps_per_epoch)
+        loader.sampler.set_epoch(epoch, skip=offset * loader.batch_size)
+        for batch in loader:
+            step += 1
+            yield step, epoch, batch
+            if step >= total_steps:
+                return

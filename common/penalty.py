@@ -1,0 +1,39 @@
+"""Gradient penalty of WGAN-GP (Gulrajani et al. 2017, eq. 3), shared with ProGAN.
+
+    GP = E_{x_hat} [ (||grad_{x_hat} D(x_hat)||_2 - 1)^2 ],
+    x_hat = eps * x + (1 - eps) * x_tilde,  eps ~ U[0, 1] per sample.
+
+The caller multiplies by lambda (10 in the paper). Under AMP the gradient is
+taken of the *scaled* output and unscaled afterwards, as PyTorch's AMP examples
+prescribe for gradient penalties, so fp16 gradients neither underflow nor leak
+the loss scale into the penalty. The norm is computed in fp32.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def interpolate(real: torch.Tensor, fake: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
+    """x_hat = eps * real + (1 - eps) * fake, one eps ~ U[0, 1] per sample."""
+    if eps is None:
+        eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
+    return (eps * real + (1.0 - eps) * fake.detach()).requires_grad_(True)
+
+
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, *, scaler=None,
+                     eps: torch.Tensor | None = None, target: float = 1.0, **critic_kwargs) -> torch.Tensor:
+    """(||grad D(x_hat)|| - target)^2 averaged over the batch (eq. 3 without lambda).
+
+    Call it inside the same autocast context as the critic's loss; pass the
+    GradScaler when fp16 is in use. `critic_kwargs` go to the critic (e.g. labels).
+    """
+    x_hat = interpolate(real, fake, eps)
+    out = critic(x_hat, **critic_kwargs)
+    scale = 1.0
+    if scaler is not None and scaler.is_enabled():
+        scale = scaler.get_scale()
+        out = out * scale
+    (grad,) = torch.autograd.grad(outputs=out.sum(), inputs=x_hat, create_graph=True)
+    grad = grad.float() / scale
+    norm = grad.flatten(1).norm(2, dim=1)
+    return ((norm - target) ** 2).mean()

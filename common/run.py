@@ -1,0 +1,157 @@
+"""Run directory, logging, sample grids, progress bar and the safety nets.
+
+runs/<name>/
+  options.json        the resolved options of the run
+  events.out.tfevents TensorBoard scalars (losses) and image grids
+  samples/step_*.png  sample grids
+  checkpoints/last.pt the latest checkpoint (see common.checkpoint)
+Only rank 0 writes; other ranks get a Run whose methods do nothing.
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from common.errors import NonFiniteLossError
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed python, numpy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    else:
+        torch.backends.cudnn.benchmark = True
+
+
+def _jsonable(value):
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return str(value)
+
+
+def options_dict(opt) -> dict:
+    """argparse Namespace -> JSON-safe dict (also what checkpoints store)."""
+    return {k: _jsonable(v) for k, v in vars(opt).items()}
+
+
+def to_image_range(x: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] (Tanh output) -> [0, 1], clamped, float32 on CPU."""
+    return ((x.detach().float().cpu() + 1.0) / 2.0).clamp(0.0, 1.0)
+
+
+def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:
+    """Save a batch in [-1, 1] as one PNG grid (nrow defaults to a square)."""
+    from torchvision.utils import save_image
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nrow = nrow or max(1, int(math.sqrt(images.shape[0])))
+    save_image(to_image_range(images), path, nrow=nrow, padding=2, pad_value=1.0)
+    return path
+
+
+class Run:
+    """The files of one training run; every method is a no-op off rank 0."""
+
+    def __init__(self, directory: str | Path, options: dict, is_main: bool = True):
+        self.directory = Path(directory)
+        self.is_main = is_main
+        self.checkpoints = self.directory / "checkpoints"
+        self.samples = self.directory / "samples"
+        self.writer = None
+        if is_main:
+            self.checkpoints.mkdir(parents=True, exist_ok=True)
+            self.samples.mkdir(parents=True, exist_ok=True)
+            (self.directory / "options.json").write_text(json.dumps(options, indent=2, sort_keys=True) + "\n")
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.directory))
+            print(f"run directory: {self.directory.resolve()}")
+
+    def log_scalars(self, step: int, scalars: dict) -> None:
+        if self.writer is not None:
+            for name, value in scalars.items():
+                self.writer.add_scalar(name, float(value), step)
+
+    def save_samples(self, step: int, images: torch.Tensor, nrow: int | None = None, tag: str = "samples") -> Path | None:
+        """Write samples/<tag>_<step>.png and the same grid to TensorBoard."""
+        if not self.is_main:
+            return None
+        path = save_grid(images, self.samples / f"{tag}_{step:07d}.png", nrow)
+        if self.writer is not None:
+            from torchvision.utils import make_grid
+
+            nrow = nrow or max(1, int(math.sqrt(images.shape[0])))
+            self.writer.add_image(tag, make_grid(to_image_range(images), nrow=nrow, padding=2, pad_value=1.0), step)
+        return path
+
+    def progress(self, total: int, initial: int):
+        from tqdm import tqdm
+
+        return tqdm(total=total, initial=initial, disable=not self.is_main, dynamic_ncols=True,
+                    unit="step", desc=self.directory.name)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.flush()
+            self.writer.close()
+            print(f"run directory: {self.directory.resolve()}  "
+                  f"(tensorboard --logdir {self.directory})")
+
+
+def check_finite(step: int, losses: dict, last_checkpoint: Path) -> dict:
+    """Losses as floats; a NaN/inf stops the run naming the step and the last good checkpoint."""
+    values = {k: float(v) for k, v in losses.items()}
+    bad = [k for k, v in values.items() if not math.isfinite(v)]
+    if bad:
+        where = (f"the last good checkpoint is {last_checkpoint} (continue with --resume auto, "
+                 f"perhaps with a lower learning rate)" if last_checkpoint.is_file()
+                 else "no checkpoint was saved before it")
+        raise NonFiniteLossError(f"non-finite loss at step {step} ({', '.join(f'{k}={values[k]}' for k in bad)}); "
+                                 f"stopped without saving; {where}")
+    return values
+
+
+class GracefulStop:
+    """First Ctrl-C asks the loop to stop after the current step (it then saves a
+    checkpoint); a second one interrupts at once. Single-process runs only:
+    under torchrun every rank must stop at the same step, so Ctrl-C is left alone."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if self.enabled and threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nstopping after this step and saving a checkpoint (Ctrl-C again to abort)")
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False

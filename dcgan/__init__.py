@@ -1,0 +1,1 @@
+"""DCGAN: Radford, Metz, Chintala 2015, arXiv:1511.06434."""
