@@ -183,7 +183,9 @@ def main(opt) -> Path:
     if step > start_step:
         if step % opt.save_every != 0:
             ckpt.save(step, epoch)
-        grid = run.save_samples(step, sample(sampler_G, fixed_z))
+        grid = run.samples / f"samples_{step:07d}.png"
+        if step % opt.sample_every != 0:
+            run.save_samples(step, sample(sampler_G, fixed_z))
         if info.is_main:
             print(f"samples: {grid}\ncheckpoint: {ckpt.last_path}")
     elif info.is_main:

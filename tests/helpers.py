@@ -1,0 +1,27 @@
+"""Shared test helpers: run a folder's script as users do, in a subprocess."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_script(folder: str, script: str, *args: str, cwd: Path | None = None, timeout: int = 300):
+    """`cd <folder> && python <script>.py args` (the way the READMEs say to run it)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, f"{script}.py", *map(str, args)], cwd=cwd or ROOT / folder,
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def assert_one_line_error(proc, *needles: str) -> str:
+    """Non-zero exit, no traceback, and a final stderr line 'error: ...' containing the needles."""
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+    assert lines and lines[-1].startswith("error: "), proc.stderr
+    for needle in needles:
+        assert needle in lines[-1], lines[-1]
+    return lines[-1]
