@@ -69,10 +69,24 @@ def atomic_save(payload: dict, path: str | Path) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)  # atomic on POSIX and Windows
+        _fsync_dir(path.parent)  # make the rename itself durable
     finally:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # e.g. Windows cannot open folders
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def load_file(path: str | Path) -> dict:
@@ -95,17 +109,15 @@ def load_file(path: str | Path) -> dict:
 
 
 def strip_prefixes(state_dict: dict) -> dict:
-    """Drop DDP (`module.`) and torch.compile (`_orig_mod.`) prefixes from keys."""
-    out = {}
-    for key, value in state_dict.items():
-        changed = True
-        while changed:
-            changed = False
-            for prefix in _PREFIXES:
-                if key.startswith(prefix):
-                    key, changed = key[len(prefix):], True
-        out[key] = value
-    return out
+    """Drop a DDP (`module.`) or torch.compile (`_orig_mod.`) prefix shared by every key."""
+    changed = True
+    while changed and state_dict:
+        changed = False
+        for prefix in _PREFIXES:
+            if all(k.startswith(prefix) for k in state_dict):
+                state_dict = {k[len(prefix):]: v for k, v in state_dict.items()}
+                changed = True
+    return state_dict
 
 
 def check_model_name(payload: dict, model_name: str, path: str | Path) -> None:
@@ -115,25 +127,36 @@ def check_model_name(payload: dict, model_name: str, path: str | Path) -> None:
                               f"point --checkpoint/--resume at a {model_name} run")
 
 
-def load_state_checked(module: torch.nn.Module, state_dict: dict, *, what: str, path: str | Path,
-                       option_diff: str = "") -> None:
-    """load_state_dict, but a key or shape mismatch names what differs in one line."""
-    state_dict = strip_prefixes(state_dict)
+def state_mismatch(module: torch.nn.Module, state_dict: dict) -> str:
+    """'' when `state_dict` fits `module`, else a one-line description of what differs."""
     own = module.state_dict()
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]
     shapes = [f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}"
               for k, v in own.items() if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)]
-    if missing or unexpected or shapes:
-        parts = []
-        if shapes:
-            parts.append(f"{len(shapes)} shape(s) differ, e.g. {shapes[0]}")
-        if missing:
-            parts.append(f"{len(missing)} missing key(s), e.g. {missing[0]}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected key(s), e.g. {unexpected[0]}")
+    parts = []
+    if shapes:
+        parts.append(f"{len(shapes)} shape(s) differ, e.g. {shapes[0]}")
+    if missing:
+        parts.append(f"{len(missing)} missing key(s), e.g. {missing[0]}")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected key(s), e.g. {unexpected[0]}")
+    return "; ".join(parts)
+
+
+def _fit_keys(module: torch.nn.Module, state_dict: dict) -> dict:
+    """Strip wrapper prefixes only when the keys do not already fit the model."""
+    return state_dict if set(state_dict) == set(module.state_dict()) else strip_prefixes(state_dict)
+
+
+def load_state_checked(module: torch.nn.Module, state_dict: dict, *, what: str, path: str | Path,
+                       option_diff: str = "") -> None:
+    """load_state_dict, but a key or shape mismatch names what differs in one line."""
+    state_dict = _fit_keys(module, state_dict)
+    problem = state_mismatch(module, state_dict)
+    if problem:
         hint = f"; options that differ: {option_diff}" if option_diff else ""
-        raise CheckpointError(f"{path}: {what} does not match this model ({'; '.join(parts)}){hint}")
+        raise CheckpointError(f"{path}: {what} does not match this model ({problem}){hint}")
     module.load_state_dict(state_dict)
 
 
@@ -213,10 +236,15 @@ class Checkpointer:
         payload = load_file(path)
         check_model_name(payload, self.model_name, path)
         diff = describe_option_diff(payload.get("options", {}), self.options, self.arch_options)
-        for name, module in self.models.items():
+        for name, module in self.models.items():  # check everything before changing anything
             if name not in payload["models"]:
                 raise CheckpointError(f"{path} holds no weights for {name!r}")
-            load_state_checked(module, payload["models"][name], what=name, path=path, option_diff=diff)
+            problem = state_mismatch(module, _fit_keys(module, payload["models"][name]))
+            if problem:
+                hint = f"; options that differ: {diff}" if diff else ""
+                raise CheckpointError(f"{path}: {name} does not match this model ({problem}){hint}")
+        for name, module in self.models.items():
+            module.load_state_dict(_fit_keys(module, payload["models"][name]))
         for name, optimizer in self.optimizers.items():
             if name not in payload["optimizers"]:
                 raise CheckpointError(f"{path} holds no state for optimizer {name!r}")

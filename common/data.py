@@ -28,7 +28,7 @@ TORCHVISION = ("mnist", "fashion-mnist", "cifar10", "celeba")
 # Colour photos shipped inside the installed packages (no download): skimage.data
 # functions read these from the package folder; scikit-learn ships china/flower.
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "retina",
-                  "immunohistochemistry", "motorcycle_left")
+                  "immunohistochemistry")
 
 
 def to_tanh_range(x: torch.Tensor) -> torch.Tensor:
@@ -70,6 +70,7 @@ def load_bundled_photos() -> list[np.ndarray]:
     from sklearn.datasets import load_sample_images
 
     photos = [np.asarray(getattr(skimage.data, name)()) for name in SKIMAGE_PHOTOS]
+    photos.append(np.asarray(skimage.data.stereo_motorcycle()[0]))  # the left view of the stereo pair
     photos += list(load_sample_images().images)
     return [p[..., :3] for p in photos if p.ndim == 3]
 

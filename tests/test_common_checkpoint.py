@@ -309,11 +309,13 @@ def test_missing_model_weights_are_refused(tmp_path):
 
 # ------------------------------------------------------------------ prefixes
 def test_strip_prefixes():
-    a, b, c, d = (torch.full((1,), float(i)) for i in range(4))
-    out = strip_prefixes({"module.net.weight": a, "_orig_mod.net.bias": b,
-                          "module._orig_mod.head.weight": c, "modules.x": d})
-    assert set(out) == {"net.weight", "net.bias", "head.weight", "modules.x"}
-    assert out["net.weight"] is a and out["net.bias"] is b and out["head.weight"] is c and out["modules.x"] is d
+    a, b, c = (torch.full((1,), float(i)) for i in range(3))
+    out = strip_prefixes({"module._orig_mod.net.weight": a, "module._orig_mod.net.bias": b})
+    assert set(out) == {"net.weight", "net.bias"}
+    assert out["net.weight"] is a and out["net.bias"] is b
+    # a prefix that not every key shares is part of the model's own names: kept
+    mixed = {"module.weight": a, "head.weight": c}
+    assert strip_prefixes(mixed) == mixed
 
 
 def test_prefixed_state_dict_loads_into_plain_model(tmp_path):
@@ -335,10 +337,6 @@ class HasModuleChild(nn.Module):
         self.module = nn.Linear(2, 2)
 
 
-@pytest.mark.xfail(strict=True, raises=CheckpointError,
-                   reason="load_state_checked strips 'module.' from the checkpoint's keys but not from "
-                          "the model's own keys, so a model with a child named `module` cannot be "
-                          "restored ('module.weight' becomes 'weight' -> missing/unexpected keys)")
 def test_model_with_child_named_module_round_trips(tmp_path):
     src = HasModuleChild()
     Checkpointer(tmp_path, model_name="m", models={"G": src}, optimizers={}, options={}).save(1, 0)

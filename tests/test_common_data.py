@@ -48,16 +48,9 @@ def test_build_dataset_digits():
 
 
 # -------------------------------------------------------------------- photos
-# skimage.data has no `motorcycle_left` function (that photo comes from
-# `stereo_motorcycle()`), so the real `load_bundled_photos` raises; the crop
-# logic is tested with the other bundled photos.
-WORKING_PHOTOS = tuple(n for n in data.SKIMAGE_PHOTOS if n != "motorcycle_left")
+WORKING_PHOTOS = data.SKIMAGE_PHOTOS
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError,
-                   reason="SKIMAGE_PHOTOS names 'motorcycle_left', which is not a skimage.data function "
-                          "(it is a file read by skimage.data.stereo_motorcycle()), so "
-                          "load_bundled_photos() / PhotoCrops / --data photos raise AttributeError")
 def test_load_bundled_photos(no_network):
     photos = data.load_bundled_photos()
     assert len(photos) >= 8

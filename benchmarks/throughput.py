@@ -1,0 +1,147 @@
+"""Training throughput (images/s) of each model in each precision / memory-format mode.
+
+    python benchmarks/throughput.py                      # every model, every mode on this machine
+    python benchmarks/throughput.py --models dcgan --modes fp32,fp32-cl
+
+One "step" is a full training iteration as train.py runs it (D update + G update,
+through each folder's own `train_step`), on random input already in memory, so
+the figure is compute only (no data loading). Each mode is warmed up, then timed
+for at least --min-time seconds (and at least one step). Ratios are to fp32 NCHW
+on the same device, measured in the same run.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch
+
+from common.device import Precision, cpu_has_fast_bf16
+
+MODES = {  # name: (precision, channels_last)
+    "fp32": ("fp32", False),
+    "fp32-cl": ("fp32", True),
+    "bf16-cl": ("bf16", True),
+    "fp16-cl": ("fp16", True),  # CUDA only
+}
+
+
+def build_dcgan(cfg, channels_last, device):
+    from dcgan.model import Discriminator, Generator, init_weights
+    from dcgan.train import train_step
+
+    G = Generator(100, cfg["ngf"], 3, cfg["size"]).apply(init_weights)
+    D = Discriminator(cfg["ngf"], 3, cfg["size"]).apply(init_weights)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    G, D = G.to(device, memory_format=fmt), D.to(device, memory_format=fmt)
+    opt_g = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999))
+    real = (torch.rand(cfg["batch"], 3, cfg["size"], cfg["size"], device=device) * 2 - 1).contiguous(memory_format=fmt)
+
+    def step(prec):
+        z = torch.rand(cfg["batch"], 100, device=device) * 2 - 1
+        return train_step(G, D, opt_g, opt_d, real, z, prec)
+
+    return step
+
+
+def build_simple_gan(cfg, channels_last, device):
+    from simple_gan.model import Discriminator, Generator
+    from simple_gan.train import train_step
+
+    G, D = Generator().to(device), Discriminator().to(device)
+    opt_g, opt_d = torch.optim.Adam(G.parameters(), 3e-4), torch.optim.Adam(D.parameters(), 3e-4)
+    real = torch.rand(cfg["batch"], 1, 28, 28, device=device) * 2 - 1
+
+    def step(prec):
+        return train_step(G, D, opt_g, opt_d, real, torch.randn(cfg["batch"], 64, device=device), prec)
+
+    return step
+
+
+CONFIGS = {  # name: (builder, config, description)
+    "dcgan": (build_dcgan, {"size": 64, "ngf": 128, "batch": 128}, "64x64x3, ngf=ndf=128 (paper), batch 128"),
+    "dcgan-demo": (build_dcgan, {"size": 32, "ngf": 32, "batch": 128}, "32x32x3, ngf=ndf=32 (demo), batch 128"),
+    "simple_gan": (build_simple_gan, {"batch": 32}, "28x28x1 MLP, batch 32"),
+}
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def measure(name, mode, device, warmup, min_time, max_steps):
+    builder, cfg, _ = CONFIGS[name]
+    precision, channels_last = MODES[mode]
+    torch.manual_seed(0)
+    step = builder(cfg, channels_last, device)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prec = Precision(precision, device)
+    for _ in range(warmup):
+        step(prec)
+    sync(device)
+    n, start = 0, time.perf_counter()
+    while n < max_steps and (n == 0 or time.perf_counter() - start < min_time):
+        losses = step(prec)
+        n += 1
+    sync(device)
+    seconds = (time.perf_counter() - start) / n
+    assert all(torch.isfinite(v) for v in losses.values()), f"{name} {mode}: non-finite loss"
+    return seconds, cfg["batch"] / seconds, n
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", default="dcgan,dcgan-demo,simple_gan", help="comma list of " + ",".join(CONFIGS))
+    p.add_argument("--modes", default=None, help="comma list of " + ",".join(MODES) + " (default: all that apply)")
+    p.add_argument("--devices", default=None, help="comma list, e.g. cpu,cuda (default: cpu, and cuda if present)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed steps per mode (default 1)")
+    p.add_argument("--min-time", type=float, default=20.0, help="time each mode at least this long (s, default 20)")
+    p.add_argument("--max-steps", type=int, default=20, help="at most this many timed steps per mode (default 20)")
+    opt = p.parse_args()
+
+    devices = opt.devices.split(",") if opt.devices else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    print(f"torch {torch.__version__}; CPU: {cpu_name()}, {torch.get_num_threads()} threads, "
+          f"capability {torch.backends.cpu.get_cpu_capability()}, native bf16: {cpu_has_fast_bf16()}")
+    if torch.cuda.is_available():
+        print(f"GPU: {torch.cuda.get_device_name()}")
+    rows = []
+    for device_name in devices:
+        device = torch.device(device_name)
+        modes = opt.modes.split(",") if opt.modes else [m for m in MODES if m != "fp16-cl" or device.type == "cuda"]
+        for name in opt.models.split(","):
+            base = None
+            for mode in modes:
+                seconds, ips, n = measure(name, mode, device, opt.warmup, opt.min_time, opt.max_steps)
+                base = ips if mode == "fp32" else base
+                ratio = f"{ips / base:.2f}x" if base else "-"
+                rows.append((name, CONFIGS[name][2], device_name, mode, f"{seconds:.3f}", f"{ips:.1f}", ratio, n))
+                print(f"  {name:11s} {device_name:4s} {mode:8s} {seconds:8.3f} s/step {ips:9.1f} img/s {ratio:>6s} "
+                      f"({n} steps)", flush=True)
+    print("\n| model | config | device | mode | s/step | images/s | vs fp32 NCHW | timed steps |")
+    print("|---|---|---|---|---:|---:|---:|---:|")
+    for row in rows:
+        print("| " + " | ".join(map(str, row)) + " |")
+
+
+if __name__ == "__main__":
+    main()

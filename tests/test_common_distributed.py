@@ -1,0 +1,43 @@
+"""common.distributed on a single process (no torchrun)."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from common.checkpoint import _unwrap as checkpoint_unwrap
+from common.distributed import DistInfo, all_reduce_mean, cleanup, setup, unwrap, wrap
+
+
+def test_unwrap_compiled_module():
+    m = nn.Linear(2, 2)
+    compiled = torch.compile(m)
+    assert compiled is not m
+    assert unwrap(compiled) is m
+    assert checkpoint_unwrap(compiled) is m
+    assert unwrap(m) is m
+
+
+@pytest.fixture
+def single_process(monkeypatch):
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_setup_without_torchrun(single_process):
+    info = setup("cpu")
+    assert (info.rank, info.world_size, info.local_rank) == (0, 1, 0)
+    assert info.device == torch.device("cpu")
+    assert info.is_main and not info.enabled
+    assert not torch.distributed.is_initialized()
+    m = nn.Linear(2, 2)
+    assert wrap(m, info) is m
+    t = torch.tensor([1.0, 3.0])
+    out = all_reduce_mean(t, info)
+    assert torch.equal(out, torch.tensor([1.0, 3.0]))
+    cleanup()  # no process group: nothing to do
+
+
+def test_dist_info_properties():
+    info = DistInfo(rank=1, world_size=2, local_rank=1, device=torch.device("cpu"))
+    assert not info.is_main and info.enabled
