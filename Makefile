@@ -8,8 +8,8 @@ PY     := $(VENV)/bin/python
 
 # The demo: DCGAN on scikit-learn's digits, sized to show digits within ~5 CPU minutes.
 # Differs from the paper (64x64, ngf=ndf=128, 25 epochs) in image size, widths and length.
-DEMO_ARGS ?= --data digits --image-size 32 --ngf 32 --ndf 32 --max-steps 1000 \
-             --sample-every 250 --save-every 500 --out runs/demo
+DEMO_ARGS ?= --data digits --image-size 32 --ngf 32 --ndf 32 --epochs 108 --max-steps 1500 \
+             --sample-every 500 --save-every 500 --out runs/demo
 
 .PHONY: setup demo test clean
 

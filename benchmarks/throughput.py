@@ -76,6 +76,31 @@ def sync(device):
         torch.cuda.synchronize()
 
 
+class StepTimeout(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise StepTimeout
+
+
+def measure_bounded(name, mode, device, warmup, min_time, max_steps, timeout):
+    """measure(), but give up after `timeout` seconds: returns (None, upper bound on img/s, 0)."""
+    import signal
+
+    if not timeout or not hasattr(signal, "SIGALRM"):
+        return measure(name, mode, device, warmup, min_time, max_steps)
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(int(timeout))
+    try:
+        return measure(name, mode, device, warmup, min_time, max_steps)
+    except StepTimeout:
+        return None, CONFIGS[name][1]["batch"] / timeout, 0
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def measure(name, mode, device, warmup, min_time, max_steps):
     builder, cfg, _ = CONFIGS[name]
     precision, channels_last = MODES[mode]
@@ -117,6 +142,8 @@ def main():
     p.add_argument("--warmup", type=int, default=1, help="untimed steps per mode (default 1)")
     p.add_argument("--min-time", type=float, default=20.0, help="time each mode at least this long (s, default 20)")
     p.add_argument("--max-steps", type=int, default=20, help="at most this many timed steps per mode (default 20)")
+    p.add_argument("--timeout", type=float, default=600,
+                   help="give up on a mode after this many seconds and report it as slower (default 600)")
     opt = p.parse_args()
 
     devices = opt.devices.split(",") if opt.devices else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -131,11 +158,15 @@ def main():
         for name in opt.models.split(","):
             base = None
             for mode in modes:
-                seconds, ips, n = measure(name, mode, device, opt.warmup, opt.min_time, opt.max_steps)
+                seconds, ips, n = measure_bounded(name, mode, device, opt.warmup, opt.min_time, opt.max_steps,
+                                                  opt.timeout)
                 base = ips if mode == "fp32" else base
-                ratio = f"{ips / base:.2f}x" if base else "-"
-                rows.append((name, CONFIGS[name][2], device_name, mode, f"{seconds:.3f}", f"{ips:.1f}", ratio, n))
-                print(f"  {name:11s} {device_name:4s} {mode:8s} {seconds:8.3f} s/step {ips:9.1f} img/s {ratio:>6s} "
+                if seconds is None:  # timed out: only bounds are known
+                    s_txt, ips_txt, ratio = f"> {opt.timeout:.0f}", f"< {ips:.2f}", f"< {ips / base:.2f}x" if base else "-"
+                else:
+                    s_txt, ips_txt, ratio = f"{seconds:.3f}", f"{ips:.1f}", f"{ips / base:.2f}x" if base else "-"
+                rows.append((name, CONFIGS[name][2], device_name, mode, s_txt, ips_txt, ratio, n))
+                print(f"  {name:11s} {device_name:4s} {mode:8s} {s_txt:>8s} s/step {ips_txt:>9s} img/s {ratio:>7s} "
                       f"({n} steps)", flush=True)
     print("\n| model | config | device | mode | s/step | images/s | vs fp32 NCHW | timed steps |")
     print("|---|---|---|---|---:|---:|---:|---:|")

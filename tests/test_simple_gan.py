@@ -114,3 +114,14 @@ def test_bad_input_is_one_line(tmp_path):
 
     bogus.write_bytes(pickle.dumps({"format": 1, "models": {}, "payload": print}))
     assert_one_line_error(run_script("simple_gan", "generate", "--checkpoint", bogus), "arbitrary Python objects")
+
+
+@pytest.mark.slow
+def test_compile_flag_trains_and_saves_plain_weights(tmp_path):
+    """--compile wraps the models in torch.compile; the checkpoint still holds the plain module."""
+    out = sg_train.main(sg_train.parse_opt(TINY + ["--compile", "--max-steps", "2", "--out", str(tmp_path / "c")]))
+    payload = load_file(out / "checkpoints/last.pt")
+    assert payload["step"] == 2
+    assert not any(k.startswith("_orig_mod.") for k in payload["models"]["G"])
+    G, _ = sg_generate.load_generator(out / "checkpoints/last.pt", torch.device("cpu"))
+    assert torch.equal(G.state_dict()["main.0.weight"], payload["models"]["G"]["main.0.weight"])
