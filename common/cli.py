@@ -9,6 +9,13 @@ from __future__ import annotations
 import argparse
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
 def add_common_args(parser: argparse.ArgumentParser, *, model: str, data: str,
                     log_every: int = 50, sample_every: int = 500, save_every: int = 1000) -> None:
     g = parser.add_argument_group("data, run directory and plumbing (same flags in every folder)")
@@ -20,7 +27,7 @@ def add_common_args(parser: argparse.ArgumentParser, *, model: str, data: str,
     g.add_argument("--out", default=None,
                    help=f"run directory (default: runs/{model}-<data>); holds options.json, TensorBoard "
                         f"events, samples/ and checkpoints/")
-    g.add_argument("--max-steps", type=int, default=None,
+    g.add_argument("--max-steps", type=positive_int, default=None,
                    help="stop after this many optimizer steps in total (demos, tests; default: no limit)")
     g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto)")
     g.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
@@ -34,11 +41,11 @@ def add_common_args(parser: argparse.ArgumentParser, *, model: str, data: str,
     g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     g.add_argument("--resume", default=None, metavar="auto|PATH",
                    help="continue a run: auto = <out>/checkpoints/last.pt if it exists, or a path")
-    g.add_argument("--log-every", type=int, default=log_every,
+    g.add_argument("--log-every", type=positive_int, default=log_every,
                    help=f"TensorBoard scalars every N steps (default {log_every})")
-    g.add_argument("--sample-every", type=int, default=sample_every,
+    g.add_argument("--sample-every", type=positive_int, default=sample_every,
                    help=f"sample grid every N steps (default {sample_every}); one is always saved at the end")
-    g.add_argument("--save-every", type=int, default=save_every,
+    g.add_argument("--save-every", type=positive_int, default=save_every,
                    help=f"checkpoint every N steps (default {save_every}); one is always saved at the end")
 
 

@@ -331,3 +331,16 @@ def test_checkpoint_of_another_shape_names_the_option(tiny_run, tmp_path):
     proc = run_script("dcgan", "train", *[a if a != "8" else "16" for a in TINY], "--resume", ckpt,
                       "--out", tmp_path / "z")
     assert_one_line_error(proc, "ngf=8 in checkpoint, 16 now")
+
+
+def test_three_channel_photos_train_and_generate(tmp_path):
+    """The embedded photos (3 channels) go through the same code path as CIFAR-10 / CelebA."""
+    out = dcgan_train.main(dcgan_train.parse_opt(TINY + ["--data", "photos", "--max-steps", "1",
+                                                         "--out", str(tmp_path / "rgb")]))
+    payload = load_file(out / "checkpoints/last.pt")
+    assert payload["options"]["channels"] == 3
+    g_state = payload["models"]["G"]
+    output_layer = [k for k in g_state if k.endswith("weight")][-1]
+    assert g_state[output_layer].shape[1] == 3  # the output layer makes 3 channels
+    G, _ = dcgan_generate.load_generator(out / "checkpoints/last.pt", torch.device("cpu"))
+    assert G(sample_z(2, 100)).shape == (2, 3, 16, 16)
