@@ -6,6 +6,7 @@ penalty     WGAN-GP gradient penalty (AMP-safe)
 data        embedded digits and photos, torchvision datasets, image folders, resumable loader
 distributed torchrun / DDP helpers
 ema         exponential moving average of weights
+features    the offline feature extractor (a deterministic digit classifier, cached)
 swd         sliced Wasserstein distance on Laplacian-pyramid patches (ProGAN App. D)
 run         run directory, TensorBoard, sample grids, progress, non-finite check
 cli         the shared command-line flags
