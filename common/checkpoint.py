@@ -22,6 +22,7 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
+from common.distributed import unwrap
 from common.errors import CheckpointError
 
 FORMAT_VERSION = 1
@@ -149,31 +150,28 @@ def _fit_keys(module: torch.nn.Module, state_dict: dict) -> dict:
     return state_dict if set(state_dict) == set(module.state_dict()) else strip_prefixes(state_dict)
 
 
-def load_state_checked(module: torch.nn.Module, state_dict: dict, *, what: str, path: str | Path,
-                       option_diff: str = "") -> None:
-    """load_state_dict, but a key or shape mismatch names what differs in one line."""
+def checked_state(module: torch.nn.Module, state_dict: dict, *, what: str, path: str | Path,
+                  option_diff: str = "") -> dict:
+    """`state_dict` with wrapper prefixes fitted to `module`; a key or shape mismatch
+    raises a CheckpointError naming what differs (and the options behind it) in one line."""
     state_dict = _fit_keys(module, state_dict)
     problem = state_mismatch(module, state_dict)
     if problem:
         hint = f"; options that differ: {option_diff}" if option_diff else ""
         raise CheckpointError(f"{path}: {what} does not match this model ({problem}){hint}")
-    module.load_state_dict(state_dict)
+    return state_dict
+
+
+def load_state_checked(module: torch.nn.Module, state_dict: dict, *, what: str, path: str | Path,
+                       option_diff: str = "") -> None:
+    """load_state_dict, but a key or shape mismatch names what differs in one line."""
+    module.load_state_dict(checked_state(module, state_dict, what=what, path=path, option_diff=option_diff))
 
 
 def describe_option_diff(saved: dict, current: dict, keys: Iterable[str]) -> str:
     diffs = [f"{k}={saved.get(k)!r} in checkpoint, {current.get(k)!r} now" for k in keys
              if k in saved and saved.get(k) != current.get(k)]
     return ", ".join(diffs)
-
-
-def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
-    while True:
-        if hasattr(module, "_orig_mod"):
-            module = module._orig_mod
-        elif isinstance(module, torch.nn.parallel.DistributedDataParallel):
-            module = module.module
-        else:
-            return module
 
 
 # ------------------------------------------------------------------ Checkpointer
@@ -191,7 +189,7 @@ class Checkpointer:
                  is_main: bool = True):
         self.directory = Path(directory)
         self.model_name = model_name
-        self.models = {k: _unwrap(m) for k, m in models.items()}
+        self.models = {k: unwrap(m) for k, m in models.items()}
         self.optimizers = optimizers
         self.scaler = scaler
         self.ema = ema
@@ -236,15 +234,13 @@ class Checkpointer:
         payload = load_file(path)
         check_model_name(payload, self.model_name, path)
         diff = describe_option_diff(payload.get("options", {}), self.options, self.arch_options)
+        states = {}
         for name, module in self.models.items():  # check everything before changing anything
             if name not in payload["models"]:
                 raise CheckpointError(f"{path} holds no weights for {name!r}")
-            problem = state_mismatch(module, _fit_keys(module, payload["models"][name]))
-            if problem:
-                hint = f"; options that differ: {diff}" if diff else ""
-                raise CheckpointError(f"{path}: {name} does not match this model ({problem}){hint}")
+            states[name] = checked_state(module, payload["models"][name], what=name, path=path, option_diff=diff)
         for name, module in self.models.items():
-            module.load_state_dict(_fit_keys(module, payload["models"][name]))
+            module.load_state_dict(states[name])
         for name, optimizer in self.optimizers.items():
             if name not in payload["optimizers"]:
                 raise CheckpointError(f"{path} holds no state for optimizer {name!r}")

@@ -86,11 +86,14 @@ class Run:
             for name, value in scalars.items():
                 self.writer.add_scalar(name, float(value), step)
 
+    def sample_path(self, step: int, tag: str = "samples") -> Path:
+        return self.samples / f"{tag}_{step:07d}.png"
+
     def save_samples(self, step: int, images: torch.Tensor, nrow: int | None = None, tag: str = "samples") -> Path | None:
         """Write samples/<tag>_<step>.png and the same grid to TensorBoard."""
         if not self.is_main:
             return None
-        path = save_grid(images, self.samples / f"{tag}_{step:07d}.png", nrow)
+        path = save_grid(images, self.sample_path(step, tag), nrow)
         if self.writer is not None:
             from torchvision.utils import make_grid
 

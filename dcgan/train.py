@@ -183,11 +183,10 @@ def main(opt) -> Path:
     if step > start_step:
         if step % opt.save_every != 0:
             ckpt.save(step, epoch)
-        grid = run.samples / f"samples_{step:07d}.png"
         if step % opt.sample_every != 0:
             run.save_samples(step, sample(sampler_G, fixed_z))
         if info.is_main:
-            print(f"samples: {grid}\ncheckpoint: {ckpt.last_path}")
+            print(f"samples: {run.sample_path(step)}\ncheckpoint: {ckpt.last_path}")
     elif info.is_main:
         print(f"nothing to do: the run is already at step {step} of {total}")
     run.close()

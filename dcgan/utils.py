@@ -5,11 +5,15 @@ import torch
 
 
 def sample_z(n: int, nz: int, dist: str = "uniform", *, device=None, generator: torch.Generator | None = None):
-    """z ~ U[-1, 1]^nz as in the paper (Fig. 1), or N(0, I) as in the PyTorch example."""
+    """z ~ U[-1, 1]^nz as in the paper (Fig. 1), or N(0, I) as in the PyTorch example.
+
+    Drawn directly on `device` (no host-to-device copy in the training step), except with
+    an explicit CPU `generator` (fixed latents), whose draws are then moved."""
+    where = device if generator is None else None
     if dist == "uniform":
-        z = torch.rand(n, nz, generator=generator) * 2.0 - 1.0
+        z = torch.rand(n, nz, generator=generator, device=where) * 2.0 - 1.0
     elif dist == "normal":
-        z = torch.randn(n, nz, generator=generator)
+        z = torch.randn(n, nz, generator=generator, device=where)
     else:
         raise ValueError(f"unknown latent distribution {dist!r} (uniform | normal)")
     return z.to(device) if device is not None else z

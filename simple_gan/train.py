@@ -152,7 +152,7 @@ def main(opt) -> Path:
         if step % opt.sample_every != 0:
             run.save_samples(step, sample(G, fixed_z))
         if info.is_main:
-            print(f"samples: {run.samples / f'samples_{step:07d}.png'}\ncheckpoint: {ckpt.last_path}")
+            print(f"samples: {run.sample_path(step)}\ncheckpoint: {ckpt.last_path}")
     elif info.is_main:
         print(f"nothing to do: the run is already at step {step} of {total}")
     run.close()

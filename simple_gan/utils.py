@@ -5,6 +5,7 @@ import torch
 
 
 def sample_z(n: int, z_dim: int, *, device=None, generator: torch.Generator | None = None) -> torch.Tensor:
-    """z ~ N(0, I) (the seed's choice; Goodfellow et al. leave the prior open)."""
-    z = torch.randn(n, z_dim, generator=generator)
+    """z ~ N(0, I) (the seed's choice; Goodfellow et al. leave the prior open), drawn on
+    `device` directly unless an explicit CPU `generator` is given."""
+    z = torch.randn(n, z_dim, generator=generator, device=device if generator is None else None)
     return z.to(device) if device is not None else z

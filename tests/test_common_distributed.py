@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from common.checkpoint import _unwrap as checkpoint_unwrap
+from common.checkpoint import unwrap as checkpoint_unwrap
 from common.distributed import DistInfo, all_reduce_mean, cleanup, setup, unwrap, wrap
 
 
