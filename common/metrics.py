@@ -1,0 +1,373 @@
+"""GAN metrics: torchmetrics wherever it has the metric, plus ProGAN's SWD (common/swd.py).
+
+Features are extracted once per image set and handed to torchmetrics as
+precomputed vectors, so the real set's features serve FID, KID and the
+Inception Score alike, and no metric runs the feature network twice.
+
+Two kinds of feature extractor, and every figure names the one it used:
+
+- ``offline``: the project's own network (common/features.py), trained in seconds
+  on the embedded digits. On digit data (digits, mnist) its 128-d penultimate
+  layer stands in for Inception's pool3 and its softmax for Inception's class
+  posterior ("offline digit features"). On anything else (photos, cifar10,
+  folders) the classifier head means nothing, so the features are the mean and
+  standard deviation of its last convolutional layer over the image, computed at
+  the image's own resolution ("offline conv-statistics features"); there is no
+  Inception-Score analogue for them. tests/test_common_metrics.py shows that both
+  rank real < blurred < noise on their data.
+- ``inception``: the standard InceptionV3 of torch-fidelity (the TF-FID port that
+  torchmetrics uses), with its 2048-d pool3 features and 1008-way logits. Offline,
+  its weights must already be on disk; otherwise a one-line error names the file.
+"""
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from common.errors import CheckpointError, UserError
+
+INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
+INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"
+DIGIT_DATA = ("digits", "mnist")
+
+
+# ----------------------------------------------------------- feature extractors
+class OfflineDigitFeatures:
+    """128-d penultimate features and 10-way logits of the offline digit classifier."""
+
+    has_logits = True
+
+    def __init__(self, device="cpu", seed: int = 0):
+        from common.features import VERSION, load_classifier
+
+        model, self.test_accuracy = load_classifier(seed)
+        self.model = model.to(device).eval()
+        self.device = device
+        self.name = f"offline digit features (classifier v{VERSION}, {100 * self.test_accuracy:.1f}% held-out)"
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feats = self.model.features(images.to(self.device))
+        return feats.double().cpu(), self.model.head(feats).double().cpu()
+
+
+class OfflineConvStatistics:
+    """Mean and standard deviation over the image of each of the digit classifier's
+    64 last-conv channels (grayscale input at its own resolution): 128 values."""
+
+    has_logits = False
+
+    def __init__(self, device="cpu", seed: int = 0):
+        from common.features import VERSION, load_classifier
+
+        model, _ = load_classifier(seed)
+        self.conv = model.conv.to(device).eval()
+        self.device = device
+        self.name = f"offline conv-statistics features (digit classifier v{VERSION} convolutions)"
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, None]:
+        x = images.to(self.device).float()
+        if x.shape[1] == 3:
+            x = x.mean(dim=1, keepdim=True)
+        maps = self.conv(x).flatten(2)
+        return torch.cat([maps.mean(2), maps.std(2)], dim=1).double().cpu(), None
+
+
+def inception_weights_path(path: str | Path | None = None) -> Path:
+    """The Inception weights file: `path` if given, else torch hub's checkpoint folder,
+    where torch-fidelity downloads it when online. A one-line error if it is missing."""
+    if path is None:
+        path = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"Inception weights not found at {path}: put {INCEPTION_FILE} there (from {INCEPTION_URL}) "
+                        f"or pass --inception-weights PATH; --features offline needs no download")
+    return path
+
+
+class InceptionFeatures:
+    """torch-fidelity's InceptionV3 (TF-FID weights): 2048-d pool3 features, 1008 logits."""
+
+    has_logits = True
+
+    def __init__(self, device="cpu", weights: str | Path | None = None):
+        try:
+            from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+        except ImportError as exc:
+            raise UserError("--features inception needs torch-fidelity: pip install torch-fidelity") from exc
+        path = inception_weights_path(weights)
+        try:  # check that the file holds plain tensors before torch-fidelity loads it
+            torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise CheckpointError(f"{path} is not a readable weights file ({type(exc).__name__}: {exc})") from exc
+        self.model = FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
+                                                 feature_extractor_weights_path=str(path)).to(device).eval()
+        self.device = device
+        self.name = "Inception-v3 features (torch-fidelity TF-FID weights)"
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = images.to(self.device).float()
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        x = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)  # the network resizes to 299 itself
+        feats, logits = self.model(x)
+        return feats.double().cpu(), logits.double().cpu()
+
+
+def feature_extractor(kind: str, data: str, device="cpu", inception_weights=None):
+    """The extractor for `--features kind` on `--data data` (see the module docstring)."""
+    if kind == "offline":
+        return OfflineDigitFeatures(device) if data in DIGIT_DATA else OfflineConvStatistics(device)
+    if kind == "inception":
+        return InceptionFeatures(device, inception_weights)
+    raise UserError(f"unknown feature extractor {kind!r} (offline | inception)")
+
+
+def extract(extractor, images: torch.Tensor, batch_size: int = 256):
+    """(features, logits or None) for a whole image set, in batches."""
+    parts = [extractor(chunk) for chunk in images.split(batch_size)]
+    feats = torch.cat([p[0] for p in parts])
+    logits = torch.cat([p[1] for p in parts]) if parts[0][1] is not None else None
+    return feats, logits
+
+
+# ------------------------------------------------------ torchmetrics, on features
+class _Precomputed(nn.Module):
+    """Identity 'network' so torchmetrics takes feature vectors we computed once."""
+
+    def __init__(self, num_features: int):
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return features
+
+
+def fid(real_features: torch.Tensor, fake_features: torch.Tensor) -> float:
+    """Frechet distance between Gaussians fitted to the two feature sets (Heusel et al. 2017, eq. 6)."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    metric = FrechetInceptionDistance(feature=_Precomputed(real_features.shape[1])).double()
+    metric.update(real_features.double(), real=True)
+    metric.update(fake_features.double(), real=False)
+    return float(metric.compute())
+
+
+def kid(real_features: torch.Tensor, fake_features: torch.Tensor, subsets: int = 100,
+        subset_size: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """Kernel Inception Distance (Binkowski et al. 2018): unbiased MMD^2 with the cubic
+    polynomial kernel, mean and std over random subsets (seeded, so repeatable)."""
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    # subsets of at most half of the smaller set, so that they differ and the std means something
+    size = min(subset_size, len(real_features) // 2, len(fake_features) // 2)
+    with warnings.catch_warnings():  # "will save all extracted features": they are 128-2048 floats each
+        warnings.simplefilter("ignore")
+        metric = KernelInceptionDistance(feature=_Precomputed(real_features.shape[1]), subsets=subsets, subset_size=size)
+    metric.update(real_features.double(), real=True)
+    metric.update(fake_features.double(), real=False)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        mean, std = metric.compute()
+    return float(mean), float(std)
+
+
+def inception_score(logits: torch.Tensor, splits: int = 10, seed: int = 0) -> tuple[float, float]:
+    """exp(E_x KL(p(y|x) || p(y))) over `splits` groups (Salimans et al. 2016, Sec. 4): mean, std."""
+    from torchmetrics.image.inception import InceptionScore
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        metric = InceptionScore(feature=_Precomputed(logits.shape[1]), splits=splits)
+    metric.update(logits.double())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        mean, std = metric.compute()
+    return float(mean), float(std)
+
+
+@torch.no_grad()
+def class_accuracy(classifier: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """Fraction of images generated for label k that the offline classifier calls k."""
+    predictions = torch.cat([classifier(chunk).argmax(1).cpu() for chunk in images.split(256)])
+    return float((predictions == labels.cpu()).float().mean())
+
+
+# ------------------------------------------------------ diversity and paired metrics
+def to_unit_range(images: torch.Tensor) -> torch.Tensor:
+    return ((images.float() + 1.0) / 2.0).clamp(0.0, 1.0)
+
+
+MS_SSIM_BETAS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # Wang et al. 2003, the five scales' exponents
+
+
+def ms_ssim_betas(size: int, kernel_size: int = 11) -> tuple[float, ...]:
+    """The standard exponents for as many scales as an image of `size` allows (each scale
+    must stay larger than the Gaussian window), renormalised to sum to 1: small images
+    (28-32 px: 2 scales; 64 px: 3) cannot have the full five."""
+    scales = 1
+    while scales < 5 and size / 2 ** scales > kernel_size - 1:
+        scales += 1
+    betas = MS_SSIM_BETAS[:scales]
+    return tuple(b / sum(betas) for b in betas)
+
+
+def ms_ssim_diversity(images: torch.Tensor, n_pairs: int = 1000, seed: int = 0) -> float:
+    """Mean MS-SSIM between random pairs of distinct images of one set: the diversity measure
+    Odena et al. 2017 use and ProGAN (Sec. 5) discusses. Lower = more diverse; compare with
+    the real data's value. It sees variety only, not quality."""
+    from torchmetrics.functional.image import multiscale_structural_similarity_index_measure as ms_ssim
+
+    n = images.shape[0]
+    if n < 2:
+        raise ValueError("MS-SSIM diversity needs at least two images")
+    gen = torch.Generator().manual_seed(seed)
+    a = torch.randint(0, n, (n_pairs,), generator=gen)
+    b = (a + torch.randint(1, n, (n_pairs,), generator=gen)) % n  # never the same image
+    x = to_unit_range(images)
+    betas = ms_ssim_betas(min(x.shape[-2:]))
+    values = [ms_ssim(x[i], x[j], data_range=1.0, betas=betas, reduction="none")
+              for i, j in zip(a.split(250), b.split(250))]
+    return float(torch.cat(values).mean())
+
+
+def rgb_to_y(images01: torch.Tensor) -> torch.Tensor:
+    """ITU-R BT.601 luma of RGB in [0, 1], on the [16/255, 235/255] scale the SR papers use."""
+    r, g, b = images01[:, 0:1], images01[:, 1:2], images01[:, 2:3]
+    return (16.0 + 65.481 * r + 128.553 * g + 24.966 * b) / 255.0
+
+
+def _paired(pred: torch.Tensor, target: torch.Tensor, y_channel: bool, crop_border: int):
+    if pred.shape != target.shape:
+        raise ValueError(f"paired metrics need equal shapes, got {tuple(pred.shape)} and {tuple(target.shape)}")
+    pred, target = to_unit_range(pred), to_unit_range(target)
+    if y_channel and pred.shape[1] == 3:
+        pred, target = rgb_to_y(pred), rgb_to_y(target)
+    if crop_border:
+        c = crop_border
+        pred, target = pred[..., c:-c, c:-c], target[..., c:-c, c:-c]
+    return pred, target
+
+
+def psnr(pred: torch.Tensor, target: torch.Tensor, *, y_channel: bool = False, crop_border: int = 0) -> float:
+    """Mean per-image PSNR (dB) of images in [-1, 1], measured on [0, 1]; optionally on the
+    luma channel with `crop_border` pixels removed, as super-resolution papers report it."""
+    from torchmetrics.functional.image import peak_signal_noise_ratio
+
+    pred, target = _paired(pred, target, y_channel, crop_border)
+    return float(peak_signal_noise_ratio(pred, target, data_range=1.0, reduction="none", dim=(1, 2, 3)).mean())
+
+
+def ssim(pred: torch.Tensor, target: torch.Tensor, *, y_channel: bool = False, crop_border: int = 0) -> float:
+    """Mean SSIM (Wang et al. 2004; 11x11 Gaussian window, sigma 1.5) of images in [-1, 1]."""
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    pred, target = _paired(pred, target, y_channel, crop_border)
+    return float(structural_similarity_index_measure(pred, target, data_range=1.0))
+
+
+LPIPS_BACKBONES = {"alex": "AlexNet_Weights", "vgg": "VGG16_Weights", "squeeze": "SqueezeNet1_1_Weights"}
+
+
+def lpips_backbone_path(net: str = "alex") -> Path:
+    """Where torchvision keeps the ImageNet backbone LPIPS needs; a one-line error if missing
+    (the LPIPS linear heads ship with torchmetrics; the backbone is a download)."""
+    import torchvision
+
+    if net not in LPIPS_BACKBONES:
+        raise UserError(f"unknown LPIPS network {net!r} ({' | '.join(LPIPS_BACKBONES)})")
+    url = getattr(torchvision.models, LPIPS_BACKBONES[net]).DEFAULT.url
+    path = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[1]
+    if not path.is_file():
+        raise UserError(f"LPIPS needs the ImageNet {net} weights at {path} (from {url}); "
+                        f"PSNR and SSIM need no download")
+    return path
+
+
+def lpips(pred: torch.Tensor, target: torch.Tensor, net: str = "alex") -> float:
+    """Mean LPIPS (Zhang et al. 2018) of images in [-1, 1], when the backbone weights exist."""
+    from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
+
+    lpips_backbone_path(net)
+    metric = LearnedPerceptualImagePatchSimilarity(net_type=net, normalize=False)
+    if pred.shape[1] == 1:
+        pred, target = pred.expand(-1, 3, -1, -1), target.expand(-1, 3, -1, -1)
+    return float(metric(pred.float().clamp(-1, 1), target.float().clamp(-1, 1)))
+
+
+# ---------------------------------------------------------------- whole reports
+def real_reference(dataset, n: int | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two disjoint halves (A, B) of the real data, a fixed permutation, each of `n` images
+    at most (default: half the data, capped at 10,000). Generated sets are compared with B;
+    A against B is the real-data reference, computed with the same n."""
+    half = len(dataset) // 2
+    n = min(n or 10_000, half)
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
+    stack = lambda idx: torch.stack([dataset[int(i)][0] for i in idx]).float()  # noqa: E731
+    return stack(order[:n]), stack(order[half:half + n])
+
+
+def image_report(images: torch.Tensor, reference: torch.Tensor, extractor, *, seed: int = 0,
+                 reference_features=None) -> dict:
+    """FID, KID (and IS where the extractor has logits) against `reference`, plus SWD and the
+    MS-SSIM diversity of `images`. The dict names the feature extractor."""
+    from common.swd import swd
+
+    if images.shape[1:] != reference.shape[1:]:
+        raise ValueError(f"generated images {tuple(images.shape[1:])} and real ones "
+                         f"{tuple(reference.shape[1:])} differ in shape")
+    start = time.perf_counter()
+    real_feats = reference_features if reference_features is not None else extract(extractor, reference)[0]
+    feats, logits = extract(extractor, images)
+    report = {"features": extractor.name, "n": int(images.shape[0]), "n_reference": int(reference.shape[0]),
+              "fid": fid(real_feats, feats)}
+    report["kid"], report["kid_std"] = kid(real_feats, feats, seed=seed)
+    if logits is not None:
+        report["is"], report["is_std"] = inception_score(logits, seed=seed)
+    n = min(len(images), len(reference))
+    if images.shape[-1] == images.shape[-2] and images.shape[-1] >= 16:
+        result = swd(images[:n], reference[:n], seed=seed)
+        report["swd"] = result["mean"]
+        report["swd_levels"] = result["levels"]
+    report["ms_ssim"] = ms_ssim_diversity(images, seed=seed)
+    report["seconds"] = round(time.perf_counter() - start, 2)
+    return report
+
+
+def format_report(report: dict) -> str:
+    """One line for the terminal."""
+    parts = [f"FID {report['fid']:.3f}", f"KID {report['kid']:.4f} ± {report['kid_std']:.4f}"]
+    if "is" in report:
+        parts.append(f"IS {report['is']:.3f} ± {report['is_std']:.3f}")
+    if "swd" in report:
+        levels = ", ".join(f"{k}: {v:.1f}" for k, v in report["swd_levels"].items())
+        parts.append(f"SWD x1e3 {report['swd']:.1f} ({levels})")
+    parts.append(f"MS-SSIM {report['ms_ssim']:.4f}")
+    if "class_accuracy" in report:
+        parts.append(f"class accuracy {report['class_accuracy']:.3f}")
+    return f"{'; '.join(parts)}  [{report['features']}, n={report['n']}]"
+
+
+def scalars(report: dict) -> dict:
+    """The report's numbers as TensorBoard scalars, tagged with the feature extractor."""
+    tag = "inception" if report["features"].startswith("Inception") else "offline"
+    keys = ("fid", "kid", "is", "swd", "ms_ssim", "class_accuracy")
+    return {f"eval_{tag}/{k}": report[k] for k in keys if k in report}
+
+
+def append_jsonl(path: str | Path, record: dict) -> Path:
+    """Append one JSON object per line (metrics.jsonl in the run directory)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        f.write(json.dumps(record, sort_keys=True) + "\n")
+    return path
+
