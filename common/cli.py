@@ -16,6 +16,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
 def add_common_args(parser: argparse.ArgumentParser, *, model: str, data: str,
                     log_every: int = 50, sample_every: int = 500, save_every: int = 1000) -> None:
     g = parser.add_argument_group("data, run directory and plumbing (same flags in every folder)")
@@ -29,6 +36,9 @@ def add_common_args(parser: argparse.ArgumentParser, *, model: str, data: str,
                         f"events, samples/ and checkpoints/")
     g.add_argument("--max-steps", type=positive_int, default=None,
                    help="stop after this many optimizer steps in total (demos, tests; default: no limit)")
+    g.add_argument("--max-minutes", type=positive_float, default=None,
+                   help="stop (and save) once this much wall-clock time has passed: a fixed compute budget "
+                        "(benchmarks/quality.py; default: no limit)")
     g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto)")
     g.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                    help="autocast precision; auto = bf16 on CPUs with native bfloat16 (AVX512-BF16/AMX), "
@@ -47,6 +57,11 @@ def add_common_args(parser: argparse.ArgumentParser, *, model: str, data: str,
                    help=f"sample grid every N steps (default {sample_every}); one is always saved at the end")
     g.add_argument("--save-every", type=positive_int, default=save_every,
                    help=f"checkpoint every N steps (default {save_every}); one is always saved at the end")
+    g.add_argument("--eval-every", type=int, default=0,
+                   help="every N steps, FID/KID/SWD/MS-SSIM with the offline features to TensorBoard and "
+                        "<out>/metrics.jsonl, as evaluate.py computes them (default 0: off)")
+    g.add_argument("--eval-n", type=positive_int, default=None,
+                   help="images per evaluation (default: half the data, at most 10,000; see common/metrics.py)")
 
 
 def default_out(opt, model: str) -> str:

@@ -342,6 +342,45 @@ def image_report(images: torch.Tensor, reference: torch.Tensor, extractor, *, se
     return report
 
 
+class Evaluator:
+    """What evaluate.py and train.py's --eval-every share: the real reference half B (and A
+    for the real-vs-real line), the feature extractor, and B's features, computed once."""
+
+    def __init__(self, dataset, data: str, *, n: int | None = None, features: str = "offline",
+                 device="cpu", inception_weights=None, seed: int = 0):
+        self.real_a, self.reference = real_reference(dataset, n, seed)
+        self.n = len(self.reference)
+        self.seed = seed
+        with torch.random.fork_rng(devices=[]):  # building the classifier must not move a training run's RNG
+            self.extractor = feature_extractor(features, data, device, inception_weights)
+        self.reference_features = extract(self.extractor, self.reference)[0]
+
+    def __call__(self, images: torch.Tensor) -> dict:
+        with torch.random.fork_rng(devices=[]):
+            return image_report(images, self.reference, self.extractor, seed=self.seed,
+                                reference_features=self.reference_features)
+
+    def real_vs_real(self) -> dict:
+        """The same report for real half A against B: the floor a model can hope for at this n."""
+        return self(self.real_a)
+
+
+@torch.no_grad()
+def generate(G: nn.Module, z: torch.Tensor, device, batch_size: int = 256) -> torch.Tensor:
+    """G(z) in eval mode, in batches, as fp32 on the CPU; G's train/eval mode is restored."""
+    was_training = G.training
+    G.eval()
+    images = torch.cat([G(chunk.to(device)).float().cpu() for chunk in z.split(batch_size)])
+    G.train(was_training)
+    return images
+
+
+def log_to_run(run, step: int, report: dict, model: str) -> None:
+    """train.py --eval-every: TensorBoard scalars and a line of <run>/metrics.jsonl."""
+    run.log_scalars(step, scalars(report))
+    append_jsonl(run.directory / "metrics.jsonl", {"model": model, "step": step, "what": "generated", **report})
+
+
 def format_report(report: dict) -> str:
     """One line for the terminal."""
     parts = [f"FID {report['fid']:.3f}", f"KID {report['kid']:.4f} ± {report['kid_std']:.4f}"]
@@ -368,6 +407,6 @@ def append_jsonl(path: str | Path, record: dict) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as f:
-        f.write(json.dumps(record, sort_keys=True) + "\n")
+        f.write(json.dumps(record) + "\n")  # insertion order: the fields read as printed
     return path
 

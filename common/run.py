@@ -158,3 +158,29 @@ class GracefulStop:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
         return False
+
+
+class TimeBudget:
+    """`--max-minutes`: tells the loop when the wall-clock budget is spent. Under torchrun,
+    rank 0's clock decides for every rank (a broadcast), so all ranks stop at the same step."""
+
+    def __init__(self, minutes: float | None, info=None):
+        import time
+
+        self.seconds = None if minutes is None else 60.0 * minutes
+        self.info = info
+        self.start = time.monotonic()
+
+    def spent(self) -> bool:
+        import time
+
+        if self.seconds is None:
+            return False
+        over = time.monotonic() - self.start >= self.seconds
+        if self.info is not None and self.info.enabled:
+            import torch.distributed as dist
+
+            flag = torch.tensor([float(over)], device=self.info.device)
+            dist.broadcast(flag, src=0)
+            over = bool(flag.item())
+        return over

@@ -44,9 +44,10 @@ def parse_opt(argv=None):
     return p.parse_args(argv)
 
 
-def load_generator(path, device, use_ema: bool = True) -> tuple[Generator, dict]:
-    """Rebuild G from the options stored in the checkpoint and load its weights."""
-    payload = load_for_inference(path, MODEL_NAME)
+def load_generator(path, device, use_ema: bool = True, payload: dict | None = None) -> tuple[Generator, dict]:
+    """Rebuild G from the options stored in the checkpoint and load its weights
+    (`payload`: the checkpoint already loaded by load_for_inference, to read it once)."""
+    payload = payload or load_for_inference(path, MODEL_NAME)
     o = payload["options"]
     try:
         G = Generator(o["nz"], o["ngf"], o["channels"], o["image_size"])

@@ -34,8 +34,9 @@ def parse_opt(argv=None):
     return p.parse_args(argv)
 
 
-def load_generator(path, device) -> tuple[Generator, dict]:
-    payload = load_for_inference(path, MODEL_NAME)
+def load_generator(path, device, payload: dict | None = None) -> tuple[Generator, dict]:
+    """Rebuild G from the checkpoint's options (`payload`: already loaded, to read it once)."""
+    payload = payload or load_for_inference(path, MODEL_NAME)
     o = payload["options"]
     try:
         G = Generator(o["z_dim"], o["g_hidden"], o["channels"], o["image_size"])

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from common import data as cdata
 from common import device as cdev
 from common import distributed
+from common import metrics as cmetrics
 from common import run as crun
 from common.checkpoint import Checkpointer
 from common.cli import add_common_args, default_out
@@ -126,7 +127,18 @@ def main(opt) -> Path:
               f" / D {sum(p.numel() for p in D.parameters()):,} parameters; {prec}; {len(dataset)} images, "
               f"{len(loader)} steps/epoch, steps {start_step}->{total}")
 
+    evaluator = eval_z = None
+    if opt.eval_every > 0 and info.is_main:  # the real half and its features once; its own latents
+        evaluator = cmetrics.Evaluator(dataset, opt.data, n=opt.eval_n, device=device)
+        eval_z = sample_z(evaluator.n, opt.z_dim, generator=torch.Generator().manual_seed(opt.seed + 1))
+
+    def evaluate(step: int, write) -> None:
+        report = evaluator(cmetrics.generate(G, eval_z, device))
+        cmetrics.log_to_run(run, step, report, MODEL_NAME)
+        write(f"step {step}: {cmetrics.format_report(report)}")
+
     step = start_step
+    budget = crun.TimeBudget(opt.max_minutes, info)
     with run.progress(total, start_step) as bar, crun.GracefulStop(enabled=not info.enabled) as stop:
         for step, epoch, (real, _) in cdata.iterate_steps(loader, start_step, total):
             real = real.to(device, non_blocking=True)
@@ -143,7 +155,9 @@ def main(opt) -> Path:
                 run.save_samples(step, sample(G, fixed_z))
             if step % opt.save_every == 0:
                 ckpt.save(step, epoch)
-            if stop.requested:
+            if evaluator is not None and step % opt.eval_every == 0:
+                evaluate(step, bar.write)
+            if stop.requested or budget.spent():
                 break
 
     if step > start_step:
@@ -151,6 +165,8 @@ def main(opt) -> Path:
             ckpt.save(step, epoch)
         if step % opt.sample_every != 0:
             run.save_samples(step, sample(G, fixed_z))
+        if evaluator is not None and step % opt.eval_every != 0:
+            evaluate(step, print)
         if info.is_main:
             print(f"samples: {run.sample_path(step)}\ncheckpoint: {ckpt.last_path}")
     elif info.is_main:

@@ -248,6 +248,56 @@ def test_ema_is_saved_and_used_for_generation(tmp_path):
     assert torch.equal(G.state_dict()["main.0.weight"], ema_w)
 
 
+# ------------------------------------------------------------- measurement
+def test_evaluate_prints_and_appends_json_lines_naming_the_features(tiny_run):
+    ckpt = tiny_run[0] / "checkpoints" / "last.pt"
+    proc = run_script("dcgan", "evaluate", "--checkpoint", ckpt, "--n", "64", "--real", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    assert "generated (step 3): FID" in proc.stdout and "real A vs B: FID" in proc.stdout
+    records = [json.loads(line) for line in (tiny_run[0] / "metrics.jsonl").read_text().splitlines()]
+    generated, real = records[-2:]
+    assert generated["what"] == "generated" and real["what"] == "real A vs B"
+    assert generated["step"] == 3 and generated["model"] == "dcgan" and generated["n"] == 64
+    assert all(r["features"].startswith("offline digit features") for r in (generated, real))
+    assert real["fid"] < generated["fid"]  # three steps of training are far from the data
+    assert list(generated["swd_levels"]) == ["16"]  # JSON keys are strings
+
+
+def test_evaluate_with_inception_offline_names_the_missing_file(tiny_run, tmp_path, monkeypatch):
+    from common.metrics import INCEPTION_FILE
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    proc = run_script("dcgan", "evaluate", "--checkpoint", tiny_run[0] / "checkpoints" / "last.pt",
+                      "--features", "inception", "--n", "16", "--device", "cpu")
+    assert_one_line_error(proc, INCEPTION_FILE, "--features offline")
+
+
+def test_eval_every_logs_metrics_and_leaves_training_unchanged(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    common = TINY + ["--seed", "2", "--max-steps", "4", "--sample-every", "100", "--save-every", "100"]
+    dcgan_train.main(dcgan_train.parse_opt(common + ["--out", str(tmp_path / "plain")]))
+    dcgan_train.main(dcgan_train.parse_opt(common + ["--out", str(tmp_path / "eval"), "--eval-every", "3",
+                                                     "--eval-n", "64"]))
+    plain, evaluated = weights(tmp_path / "plain/checkpoints/last.pt"), weights(tmp_path / "eval/checkpoints/last.pt")
+    for key, value in plain[0]["G"].items():
+        assert torch.equal(value, evaluated[0]["G"][key]), f"evaluation changed training: G.{key}"
+    records = [json.loads(line) for line in (tmp_path / "eval/metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [3, 4]  # every 3 steps, and once at the end
+    acc = EventAccumulator(str(tmp_path / "eval"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("eval_offline/fid")] == [3, 4]
+    assert not (tmp_path / "plain/metrics.jsonl").exists()
+
+
+def test_max_minutes_stops_early_and_saves(tmp_path):
+    out = tmp_path / "budget"
+    dcgan_train.main(dcgan_train.parse_opt(TINY + ["--max-steps", "50", "--max-minutes", "1e-6", "--out", str(out)]))
+    payload = load_file(out / "checkpoints/last.pt")
+    assert payload["step"] == 1  # the budget is checked after each step
+    assert (out / "samples/samples_0000001.png").is_file()
+
+
 # ----------------------------------------------------------- safety nets
 def test_non_finite_loss_stops_naming_step_and_last_good_checkpoint(tmp_path, monkeypatch):
     real_loss, calls = dcgan_train.generator_loss, {"n": 0}

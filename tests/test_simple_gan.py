@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import contextlib
 
+import json
+
 import pytest
 import torch
 import torch.nn as nn
@@ -79,6 +81,19 @@ def test_end_to_end_resume_exact_and_generate(tmp_path):
     assert len(list((tmp_path / "each").glob("*.png"))) == 16
     G, _ = sg_generate.load_generator(tmp_path / "a/checkpoints/last.pt", torch.device("cpu"))
     assert torch.equal(G.state_dict()["main.0.weight"], a["models"]["G"]["main.0.weight"])
+
+
+def test_evaluate_reports_the_offline_metrics(tmp_path):
+    out = tmp_path / "run"
+    sg_train.main(sg_train.parse_opt(TINY + ["--max-steps", "2", "--out", str(out)]))
+    proc = run_script("simple_gan", "evaluate", "--checkpoint", out / "checkpoints/last.pt", "--n", "50",
+                      "--device", "cpu", "--jsonl", tmp_path / "m.jsonl")
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads((tmp_path / "m.jsonl").read_text())
+    assert record["model"] == "simple_gan" and record["n"] == 50 and record["step"] == 2
+    assert {"fid", "kid", "is", "swd", "ms_ssim"} <= set(record)
+    assert list(record["swd_levels"]) == ["28", "14"]  # the pyramid of a 28x28 image
+    assert not (out / "metrics.jsonl").exists()  # --jsonl chose another file
 
 
 def test_fake_mnist_trains(tmp_path):
