@@ -1,0 +1,188 @@
+"""Sample quality under a fixed CPU budget: train each folder on the embedded data with
+a fixed seed for --budget-minutes of wall-clock time, evaluate, write a markdown table.
+
+    python benchmarks/quality.py                              # every entry, 10 minutes each
+    python benchmarks/quality.py --only dcgan simple_gan      # some entries
+    python benchmarks/quality.py --budget-minutes 1 --n 300 --results /tmp/R.md   # a quick look
+
+Each trained entry runs the folder's own train.py (with --max-minutes) and then its
+own evaluate.py, exactly as a user would, in a subprocess. The reference rows are the
+real data against itself (half A against half B at the same n and size): the value a
+perfect model would get. "dcgan, 0 steps" is the DCGAN generator as initialised
+(Sec. 4: N(0, 0.02) weights), to show the scale from the other end.
+
+The table goes to benchmarks/RESULTS.md (replacing the section this script owns) and
+to the terminal. Later folders add their line to ENTRIES.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# name: folder, data, training arguments (paper settings unless the README says otherwise)
+ENTRIES = {
+    "dcgan": dict(folder="dcgan", data="digits", size=32,
+                  args=["--image-size", "32", "--ngf", "32", "--ndf", "32", "--epochs", "100000"],
+                  note="demo widths ngf=ndf=32, 32x32, batch 128"),
+    "simple_gan": dict(folder="simple_gan", data="digits", size=28, args=["--epochs", "100000"],
+                       note="the seed's MLP, 28x28, batch 32"),
+}
+BEGIN, END = "<!-- quality.py: begin -->", "<!-- quality.py: end -->"
+
+
+def parse_opt(argv=None):
+    p = argparse.ArgumentParser(description="Quality of each model after a fixed CPU budget.")
+    p.add_argument("--only", nargs="+", choices=list(ENTRIES), default=None, help="entries to run (default all)")
+    p.add_argument("--budget-minutes", type=float, default=10.0, help="training time per entry (default 10)")
+    p.add_argument("--n", type=int, default=None,
+                   help="images per evaluation (default: half the embedded set, e.g. 898 digits)")
+    p.add_argument("--seed", type=int, default=0, help="training and evaluation seed (default 0)")
+    p.add_argument("--runs", default=str(ROOT / "runs" / "quality"), help="run directories (default runs/quality)")
+    p.add_argument("--results", default=str(ROOT / "benchmarks" / "RESULTS.md"),
+                   help="markdown file whose quality section is rewritten (default benchmarks/RESULTS.md)")
+    p.add_argument("--no-zero-step", action="store_true", help="skip the 'dcgan, 0 steps' row")
+    return p.parse_args(argv)
+
+
+def run(cmd: list[str]) -> float:
+    """Run a command from the repository root, streaming its output; return its wall time."""
+    print("$", " ".join(cmd), flush=True)
+    start = time.perf_counter()
+    subprocess.run(cmd, cwd=ROOT, check=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    return time.perf_counter() - start
+
+
+def last_record(path: Path) -> dict:
+    return json.loads(path.read_text().splitlines()[-1])
+
+
+def train_and_evaluate(name: str, entry: dict, opt) -> dict:
+    out = Path(opt.runs) / name
+    jsonl = out / "quality.jsonl"
+    for stale in (out / "checkpoints" / "last.pt", jsonl):  # a fresh run, not a resumed one
+        stale.unlink(missing_ok=True)
+    train_s = run([sys.executable, f"{entry['folder']}/train.py", "--data", entry["data"], *entry["args"],
+                   "--seed", str(opt.seed), "--max-minutes", str(opt.budget_minutes), "--out", str(out),
+                   "--sample-every", "1000000", "--save-every", "1000000"])
+    evaluate = [sys.executable, f"{entry['folder']}/evaluate.py", "--checkpoint", str(out / "checkpoints/last.pt"),
+                "--seed", str(opt.seed), "--jsonl", str(jsonl)]
+    eval_s = run(evaluate + (["--n", str(opt.n)] if opt.n else []))
+    record = last_record(jsonl)
+    return {**record, "model": name, "data": f"{entry['data']} {entry['size']}x{entry['size']}",
+            "setting": entry["note"], "budget": f"{opt.budget_minutes:g} min", "steps": record["step"],
+            "train_s": train_s, "eval_s": eval_s}
+
+
+def zero_step_dcgan(opt, size: int = 32) -> dict:
+    """The DCGAN generator at initialisation, measured like the trained ones."""
+    import torch
+
+    from common import metrics
+    from common.data import Digits
+    from dcgan.model import Generator, init_weights
+    from dcgan.utils import sample_z
+
+    torch.manual_seed(opt.seed)
+    G = Generator(100, 32, 1, size).apply(init_weights)
+    start = time.perf_counter()
+    evaluator = metrics.Evaluator(Digits(size), "digits", n=opt.n, seed=opt.seed)
+    z = sample_z(evaluator.n, 100, generator=torch.Generator().manual_seed(opt.seed))
+    report = evaluator(metrics.generate(G, z, "cpu"))
+    return {"model": "dcgan, 0 steps", "data": f"digits {size}x{size}", "setting": "G as initialised (random)",
+            "budget": "0", "steps": 0, "train_s": 0.0, "eval_s": time.perf_counter() - start, **report}
+
+
+def real_reference(opt, size: int) -> dict:
+    from common import metrics
+    from common.data import Digits
+
+    start = time.perf_counter()
+    report = metrics.Evaluator(Digits(size), "digits", n=opt.n, seed=opt.seed).real_vs_real()
+    return {"model": "real data (A vs B)", "data": f"digits {size}x{size}", "setting": "reference: the floor",
+            "budget": "-", "steps": "-", "train_s": 0.0, "eval_s": time.perf_counter() - start, **report}
+
+
+def fmt(value, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| model | data | setting | budget | steps | FID | KID | IS | SWD x1e3 | MS-SSIM | n | train s | eval s |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['data']} | {r['setting']} | {r['budget']} | {r['steps']} | "
+                     f"{fmt(r['fid'], 2)} | {fmt(r['kid'], 2)} | {fmt(r.get('is'), 2)} | {fmt(r.get('swd'), 1)} | "
+                     f"{fmt(r['ms_ssim'], 3)} | {r['n']} | {r['train_s']:.0f} | {r['eval_s']:.0f} |")
+    return "\n".join(lines)
+
+
+def hardware() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, Python {platform.python_version()}"
+
+
+def section(rows: list[dict], opt, argv: list[str]) -> str:
+    features = sorted({r["features"] for r in rows})
+    return "\n".join([
+        BEGIN,
+        f"## Quality under a fixed CPU budget ({date.today().isoformat()})",
+        "",
+        f"Command: `python benchmarks/quality.py {' '.join(argv)}`".replace("`python benchmarks/quality.py `",
+                                                                            "`python benchmarks/quality.py`"),
+        f"Hardware: {hardware()}.",
+        f"Features: {'; '.join(features)}. FID/KID/IS here are **not** comparable with Inception-based values "
+        "in papers; compare rows with each other and with the real-data row.",
+        "",
+        table(rows),
+        "",
+        "FID, KID (x1, polynomial kernel) and SWD (x1e3, averaged over the pyramid levels): lower is better, "
+        "the real-data row is the floor at this n. IS: higher is better (10 classes: at most 10). "
+        "MS-SSIM between random pairs of samples: diversity, to be read against the real-data row "
+        "(higher = less diverse). Train seconds include start-up; budgets are wall-clock.",
+        END,
+    ])
+
+
+def write_results(path: Path, text: str) -> None:
+    old = path.read_text() if path.is_file() else "# Benchmark results\n\n"
+    if BEGIN in old and END in old:
+        new = old[:old.index(BEGIN)] + text + old[old.index(END) + len(END):]
+    else:
+        new = old.rstrip("\n") + "\n\n" + text + "\n"
+    path.write_text(new)
+
+
+def main(argv=None) -> list[dict]:
+    argv = sys.argv[1:] if argv is None else argv
+    opt = parse_opt(argv)
+    names = opt.only or list(ENTRIES)
+    rows = [real_reference(opt, size) for size in sorted({ENTRIES[n]["size"] for n in names})]
+    if not opt.no_zero_step:
+        rows.append(zero_step_dcgan(opt))
+    for name in names:
+        rows.append(train_and_evaluate(name, ENTRIES[name], opt))
+    text = section(rows, opt, argv)
+    write_results(Path(opt.results), text)
+    print(text)
+    print(f"wrote {opt.results}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
