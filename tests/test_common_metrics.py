@@ -234,3 +234,19 @@ def test_real_reference_halves_are_disjoint_and_capped():
     rows = lambda x: {bytes(r.numpy()) for r in x.flatten(1)}  # noqa: E731
     duplicates = len(digits) - len(rows(digits.images))
     assert len(rows(a) & rows(b)) <= duplicates < 20
+
+
+def test_lpips_runs_once_its_backbone_file_exists(empty_torch_home):
+    """A SqueezeNet file with random values stands in for the ImageNet download (the
+    smallest of the three backbones): the path from the file to a distance works."""
+    import torchvision
+
+    url = torchvision.models.SqueezeNet1_1_Weights.DEFAULT.url
+    target = empty_torch_home / "hub" / "checkpoints" / url.rsplit("/", 1)[1]
+    target.parent.mkdir(parents=True)
+    torch.save(torchvision.models.squeezenet1_1(weights=None).state_dict(), target)
+    assert M.lpips_backbone_path("squeeze") == target
+    x = PhotoCrops(32, length=2)
+    images = torch.stack([x[i][0] for i in range(2)])
+    assert M.lpips(images, images, net="squeeze") == pytest.approx(0.0, abs=1e-6)
+    assert M.lpips(images, images.flip(-1), net="squeeze") > 0.0

@@ -394,3 +394,10 @@ def test_three_channel_photos_train_and_generate(tmp_path):
     assert g_state[output_layer].shape[1] == 3  # the output layer makes 3 channels
     G, _ = dcgan_generate.load_generator(out / "checkpoints/last.pt", torch.device("cpu"))
     assert G(sample_z(2, 100)).shape == (2, 3, 16, 16)
+    # and they are measured with the conv-statistics features (the digit head means nothing on photos)
+    from dcgan import evaluate as dcgan_evaluate
+
+    records = dcgan_evaluate.main(dcgan_evaluate.parse_opt(["--checkpoint", str(out / "checkpoints/last.pt"),
+                                                            "--n", "32", "--device", "cpu"]))
+    assert records[0]["features"].startswith("offline conv-statistics") and "is" not in records[0]
+    assert records[0]["n"] == 32 and records[0]["fid"] > 0
