@@ -11,8 +11,11 @@ real data against itself (half A against half B at the same n and size): the val
 perfect model would get. "dcgan, 0 steps" is the DCGAN generator as initialised
 (Sec. 4: N(0, 0.02) weights), to show the scale from the other end.
 
-The table goes to benchmarks/RESULTS.md (replacing the section this script owns) and
-to the terminal. Later folders add their line to ENTRIES.
+The measured rows are kept in benchmarks/quality_rows.json, one per row name, so
+`--only wgan` re-measures that entry (and the reference rows at its size) and keeps
+every other row as it was, with the date it was measured. The table is rebuilt
+from all rows into benchmarks/RESULTS.md (replacing the section this script owns)
+and printed. Later folders add their line to ENTRIES.
 """
 from __future__ import annotations
 
@@ -36,6 +39,9 @@ ENTRIES = {
                   note="demo widths ngf=ndf=32, 32x32, batch 128"),
     "simple_gan": dict(folder="simple_gan", data="digits", size=28, args=["--epochs", "100000"],
                        note="the seed's MLP, 28x28, batch 32"),
+    "wgan": dict(folder="wgan", data="digits", size=32,
+                 args=["--image-size", "32", "--ngf", "32", "--ndf", "32", "--epochs", "100000"],
+                 note="ngf=ndf=32, 32x32, Algorithm 1 defaults (RMSProp 5e-5, c 0.01, n_critic 5, batch 64)"),
 }
 BEGIN, END = "<!-- quality.py: begin -->", "<!-- quality.py: end -->"
 
@@ -50,6 +56,9 @@ def parse_opt(argv=None):
     p.add_argument("--runs", default=str(ROOT / "runs" / "quality"), help="run directories (default runs/quality)")
     p.add_argument("--results", default=str(ROOT / "benchmarks" / "RESULTS.md"),
                    help="markdown file whose quality section is rewritten (default benchmarks/RESULTS.md)")
+    p.add_argument("--rows", default=None,
+                   help="JSON file of measured rows, merged by row name (default: beside --results, "
+                        "quality_rows.json)")
     p.add_argument("--no-zero-step", action="store_true", help="skip the 'dcgan, 0 steps' row")
     return p.parse_args(argv)
 
@@ -117,12 +126,13 @@ def fmt(value, digits: int) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| model | data | setting | budget | steps | FID | KID | IS | SWD x1e3 | MS-SSIM | n | train s | eval s |",
-             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| model | data | setting | budget | steps | FID | KID | IS | SWD x1e3 | MS-SSIM | n | train s | eval s "
+             "| measured |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         lines.append(f"| {r['model']} | {r['data']} | {r['setting']} | {r['budget']} | {r['steps']} | "
                      f"{fmt(r['fid'], 2)} | {fmt(r['kid'], 2)} | {fmt(r.get('is'), 2)} | {fmt(r.get('swd'), 1)} | "
-                     f"{fmt(r['ms_ssim'], 3)} | {r['n']} | {r['train_s']:.0f} | {r['eval_s']:.0f} |")
+                     f"{fmt(r['ms_ssim'], 3)} | {r['n']} | {r['train_s']:.0f} | {r['eval_s']:.0f} | {r.get('date', '-')} |")
     return "\n".join(lines)
 
 
@@ -141,10 +151,11 @@ def section(rows: list[dict], opt, argv: list[str]) -> str:
     features = sorted({r["features"] for r in rows})
     return "\n".join([
         BEGIN,
-        f"## Quality under a fixed CPU budget ({date.today().isoformat()})",
+        "## Quality under a fixed CPU budget",
         "",
         f"Command: `python benchmarks/quality.py {' '.join(argv)}`".replace("`python benchmarks/quality.py `",
-                                                                            "`python benchmarks/quality.py`"),
+                                                                            "`python benchmarks/quality.py`")
+        + " (the last one; rows from earlier runs keep their date, and `--only NAME` re-measures one entry)",
         f"Hardware: {hardware()}.",
         f"Features: {'; '.join(features)}. FID/KID/IS here are **not** comparable with Inception-based values "
         "in papers; compare rows with each other and with the real-data row.",
@@ -168,6 +179,30 @@ def write_results(path: Path, text: str) -> None:
     path.write_text(new)
 
 
+def row_key(row: dict) -> str:
+    return f"{row['model']} | {row['data']}"
+
+
+def merge_rows(path: Path, new_rows: list[dict]) -> list[dict]:
+    """Rows measured now replace the same-named rows in `path`; the others are kept. Order:
+    real-data references, the 0-step row, then the ENTRIES order (unknown names last)."""
+    rows = {row_key(r): r for r in (json.loads(path.read_text()) if path.is_file() else [])}
+    today = date.today().isoformat()
+    rows.update({row_key(r): {**r, "date": today} for r in new_rows})
+    order = list(ENTRIES)
+
+    def rank(r: dict):
+        if r["model"].startswith("real data"):
+            return (0, r["data"])
+        if r["steps"] == 0:
+            return (1, r["model"])
+        return (2, order.index(r["model"]) if r["model"] in order else len(order), r["model"])
+
+    merged = sorted(rows.values(), key=rank)
+    path.write_text(json.dumps(merged, indent=1) + "\n")
+    return merged
+
+
 def main(argv=None) -> list[dict]:
     argv = sys.argv[1:] if argv is None else argv
     opt = parse_opt(argv)
@@ -177,7 +212,8 @@ def main(argv=None) -> list[dict]:
         rows.append(zero_step_dcgan(opt))
     for name in names:
         rows.append(train_and_evaluate(name, ENTRIES[name], opt))
-    text = section(rows, opt, argv)
+    rows_path = Path(opt.rows) if opt.rows else Path(opt.results).with_name("quality_rows.json")
+    text = section(merge_rows(rows_path, rows), opt, argv)
     write_results(Path(opt.results), text)
     print(text)
     print(f"wrote {opt.results}")

@@ -4,7 +4,8 @@
     python benchmarks/throughput.py --models dcgan --modes fp32,fp32-cl
 
 One "step" is a full training iteration as train.py runs it (D update + G update,
-through each folder's own `train_step`), on random input already in memory, so
+through each folder's own step functions; for WGAN a generator iteration: 5 critic
+updates and one G update, so images/s counts generated batches, not critic reads), on random input already in memory, so
 the figure is compute only (no data loading). Each mode is warmed up, then timed
 for at least --min-time seconds (and at least one step). Ratios are to fp32 NCHW
 on the same device, measured in the same run.
@@ -64,10 +65,33 @@ def build_simple_gan(cfg, channels_last, device):
     return step
 
 
+def build_wgan(cfg, channels_last, device):
+    """One generator iteration of Algorithm 1: n_critic critic steps (clipping included), one G step."""
+    from wgan.model import Critic, Generator, init_weights
+    from wgan.train import critic_step, generator_step
+
+    G = Generator(100, cfg["ngf"], 3, cfg["size"]).apply(init_weights)
+    C = Critic(cfg["ngf"], 3, cfg["size"], "batch").apply(init_weights)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    G, C = G.to(device, memory_format=fmt), C.to(device, memory_format=fmt)
+    opt_g, opt_c = torch.optim.RMSprop(G.parameters(), 5e-5), torch.optim.RMSprop(C.parameters(), 5e-5)
+    real = (torch.rand(cfg["batch"], 3, cfg["size"], cfg["size"], device=device) * 2 - 1).contiguous(memory_format=fmt)
+
+    def step(prec):
+        for _ in range(5):
+            critic_step(G, C, opt_c, real, torch.randn(cfg["batch"], 100, device=device), prec, 0.01)
+        return generator_step(G, C, opt_g, torch.randn(cfg["batch"], 100, device=device), prec)
+
+    return step
+
+
 CONFIGS = {  # name: (builder, config, description)
     "dcgan": (build_dcgan, {"size": 64, "ngf": 128, "batch": 128}, "64x64x3, ngf=ndf=128 (paper), batch 128"),
     "dcgan-demo": (build_dcgan, {"size": 32, "ngf": 32, "batch": 128}, "32x32x3, ngf=ndf=32 (demo), batch 128"),
     "simple_gan": (build_simple_gan, {"batch": 32}, "28x28x1 MLP, batch 32"),
+    "wgan": (build_wgan, {"size": 64, "ngf": 64, "batch": 64},
+             "64x64x3, ngf=ndf=64 (authors' code), batch 64, 5 critic steps per generator step"),
+    "wgan-demo": (build_wgan, {"size": 32, "ngf": 32, "batch": 64}, "32x32x3, ngf=ndf=32 (demo), batch 64, n_critic 5"),
 }
 
 
@@ -136,7 +160,7 @@ def cpu_name() -> str:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", default="dcgan,dcgan-demo,simple_gan", help="comma list of " + ",".join(CONFIGS))
+    p.add_argument("--models", default=",".join(CONFIGS), help="comma list of " + ",".join(CONFIGS) + " (default all)")
     p.add_argument("--modes", default=None, help="comma list of " + ",".join(MODES) + " (default: all that apply)")
     p.add_argument("--devices", default=None, help="comma list, e.g. cpu,cuda (default: cpu, and cuda if present)")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps per mode (default 1)")

@@ -18,6 +18,7 @@ def test_quality_runs_end_to_end_and_writes_its_table(tmp_path):
     results.write_text("# Benchmark results\n\nkept above\n")
     rows = quality.main(["--only", "simple_gan", "--budget-minutes", "0.02", "--n", "64",
                          "--runs", str(tmp_path / "runs"), "--results", str(results)])
+    assert (tmp_path / "quality_rows.json").is_file()  # beside --results, never the repository's own
     assert [r["model"] for r in rows] == ["real data (A vs B)", "dcgan, 0 steps", "simple_gan"]
     reference, random_g, trained = rows
     assert trained["steps"] >= 1 and trained["n"] == reference["n"] == 64
@@ -28,3 +29,17 @@ def test_quality_runs_end_to_end_and_writes_its_table(tmp_path):
     quality.write_results(results, quality.BEGIN + "\nnew\n" + quality.END)  # a second run replaces the section
     assert results.read_text().count(quality.BEGIN) == 1 and "| simple_gan |" not in results.read_text()
     assert "kept above" in results.read_text()
+
+
+def test_rows_are_merged_by_name_so_one_entry_can_be_remeasured(tmp_path):
+    quality = load_quality()
+    path = tmp_path / "rows.json"
+    old = [{"model": "dcgan", "data": "digits 32x32", "steps": 10, "fid": 50.0},
+           {"model": "simple_gan", "data": "digits 28x28", "steps": 10, "fid": 900.0}]
+    quality.merge_rows(path, old)
+    merged = quality.merge_rows(path, [{"model": "simple_gan", "data": "digits 28x28", "steps": 20, "fid": 800.0},
+                                       {"model": "real data (A vs B)", "data": "digits 28x28", "steps": "-",
+                                        "fid": 14.0}])
+    assert [(r["model"], r["fid"]) for r in merged] == [("real data (A vs B)", 14.0), ("dcgan", 50.0),
+                                                        ("simple_gan", 800.0)]
+    assert all("date" in r for r in merged) and quality.merge_rows(path, []) == merged  # kept on disk

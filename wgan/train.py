@@ -1,0 +1,244 @@
+"""Train a Wasserstein GAN (Arjovsky, Chintala, Bottou 2017, arXiv:1701.07875).
+
+    cd wgan && python train.py                        # embedded digits, the paper's settings
+    python -m wgan.train --data cifar10               # from the repository root
+    torchrun --nproc_per_node 2 -m wgan.train ...     # several processes / GPUs
+
+The loop is the paper's Algorithm 1, with its defaults alpha = 5e-5 (RMSProp),
+c = 0.01, m = 64, n_critic = 5:
+
+    while theta has not converged:                            one "step" here
+        for t = 0, ..., n_critic - 1:                         critic_step()
+            sample a real batch and a prior batch
+            g_w <- grad_w [mean f_w(x) - mean f_w(g_theta(z))]
+            w <- w + alpha * RMSProp(w, g_w);  w <- clip(w, -c, c)
+        sample a prior batch                                   generator_step()
+        g_theta <- -grad_theta mean f_w(g_theta(z))
+        theta <- theta - alpha * RMSProp(theta, g_theta)
+
+A step is one generator iteration (the unit of the paper's figures); each critic
+iteration reads a new real batch, so an epoch (a pass of the critic over the data)
+takes about len(data) / (m * n_critic) steps.
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd wgan && python train.py` works
+
+import argparse
+
+import torch
+
+from common import data as cdata
+from common import device as cdev
+from common import distributed
+from common import metrics as cmetrics
+from common import run as crun
+from common.checkpoint import Checkpointer
+from common.cli import add_common_args, default_out, positive_float, positive_int
+from common.errors import run_main
+from wgan.dataset import build_dataset
+from wgan.model import CRITIC_NORMS, Critic, Generator, clip_weights, init_weights
+from wgan.utils import batches_before, critic_iterations, generator_iterations_in, sample_z
+
+MODEL_NAME = "wgan"
+ARCH_OPTIONS = ("nz", "ngf", "ndf", "image_size", "channels", "critic_norm")  # these decide tensor shapes
+
+
+def parse_opt(argv=None):
+    p = argparse.ArgumentParser(description="WGAN (Arjovsky et al. 2017). Defaults are Algorithm 1's and the "
+                                            "authors' code's.")
+    g = p.add_argument_group("WGAN hyper-parameters (paper defaults)")
+    g.add_argument("--epochs", type=positive_int, default=25,
+                   help="passes of the critic over the data (default 25, the authors' code); "
+                        "a step is one generator iteration")
+    g.add_argument("--batch-size", type=positive_int, default=64, help="m, the batch size (default 64, Algorithm 1)")
+    g.add_argument("--lr", type=positive_float, default=5e-5,
+                   help="alpha, the RMSProp learning rate of both networks (default 5e-5, Algorithm 1)")
+    g.add_argument("--clip", type=positive_float, default=0.01,
+                   help="c, critic weights are clipped to [-c, c] (default 0.01, Algorithm 1)")
+    g.add_argument("--n-critic", type=positive_int, default=5,
+                   help="critic iterations per generator iteration (default 5, Algorithm 1)")
+    g.add_argument("--extra-critic", action="store_true",
+                   help="the authors' code: 100 critic iterations for the first 25 generator iterations and "
+                        "every 500th (default off: not in the paper's Algorithm 1)")
+    g.add_argument("--critic-norm", default="batch", choices=CRITIC_NORMS,
+                   help="normalisation in the critic's hidden layers (default batch: the DCGAN critic the paper "
+                        "and its code use; see README)")
+    g.add_argument("--nz", type=positive_int, default=100, help="latent size (default 100, the authors' code)")
+    g.add_argument("--z-dist", default="normal", choices=["normal", "uniform"],
+                   help="latent prior (default N(0, I), the authors' code; uniform is U[-1, 1])")
+    g.add_argument("--ngf", type=positive_int, default=64,
+                   help="G width of the last hidden layer; 4x4 has ngf*8 at 64x64 (default 64, the authors' code)")
+    g.add_argument("--ndf", type=positive_int, default=64,
+                   help="critic width of the first layer, doubling per block (default 64, the authors' code)")
+    g.add_argument("--image-size", type=int, default=64, help="output size, a power of two (default 64, Sec. 4)")
+    g.add_argument("--channels", type=int, default=3,
+                   help="image channels for an image folder (default 3); embedded and torchvision data set it")
+    add_common_args(p, model=MODEL_NAME, data="digits", log_every=1)
+    return p.parse_args(argv)
+
+
+# ----------------------------------------------------------------- the losses
+def wasserstein_estimate(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """mean f_w(x) - mean f_w(g(z)): the critic's estimate of W(P_r, P_theta) up to the
+    unknown Lipschitz constant K (eq. 3). Sec. 4.2: it tracks sample quality."""
+    return real_scores.float().mean() - fake_scores.float().mean()
+
+
+def critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """The critic *maximises* the estimate (Algorithm 1, lines 5-6), so it minimises its negative."""
+    return -wasserstein_estimate(real_scores, fake_scores)
+
+
+def generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
+    """Algorithm 1, line 10: G descends -mean f_w(g_theta(z)) (the real term has no theta)."""
+    return -fake_scores.float().mean()
+
+
+# ------------------------------------------------------- one iteration of each
+def critic_step(G, C, opt_c, real: torch.Tensor, z: torch.Tensor, prec: cdev.Precision, clip: float) -> dict:
+    """Lines 3-7 for one t: an RMSProp step on the critic's loss, then weight clipping."""
+    with torch.no_grad(), prec.autocast():
+        fake = distributed.unwrap(G)(z)  # no graph: this step does not train G
+    with prec.autocast():
+        real_scores, fake_scores = C(real), C(fake)  # two batches, as in the authors' code
+        loss_c = critic_loss(real_scores, fake_scores)
+    opt_c.zero_grad(set_to_none=True)
+    prec.scaler.scale(loss_c).backward()
+    prec.scaler.step(opt_c)
+    prec.scaler.update()
+    clip_weights(distributed.unwrap(C), clip)
+    return {"loss_c": loss_c.detach(), "wasserstein_estimate": -loss_c.detach()}
+
+
+def generator_step(G, C, opt_g, z: torch.Tensor, prec: cdev.Precision) -> dict:
+    """Lines 9-10: one RMSProp step of G against the current critic."""
+    c = distributed.unwrap(C)  # plain module: no DDP sync of the critic's (unused) gradients
+    c.requires_grad_(False)  # gradients flow through the critic to G, not into its weights
+    with prec.autocast():
+        loss_g = generator_loss(c(G(z)))
+    opt_g.zero_grad(set_to_none=True)
+    prec.scaler.scale(loss_g).backward()
+    prec.scaler.step(opt_g)
+    prec.scaler.update()
+    c.requires_grad_(True)
+    return {"loss_g": loss_g.detach()}
+
+
+@torch.no_grad()
+def sample(G: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
+    """G(z) in eval mode (BatchNorm running statistics), fp32; leaves G in train mode."""
+    was_training = G.training
+    G.eval()
+    images = G(z).float()
+    G.train(was_training)
+    return images
+
+
+def total_steps(opt, batches_per_epoch: int) -> int:
+    """Generator iterations in --epochs passes of the critic over the data, capped by --max-steps."""
+    total = generator_iterations_in(opt.epochs * batches_per_epoch, opt.n_critic, opt.extra_critic)
+    return min(total, opt.max_steps) if opt.max_steps is not None else total
+
+
+def main(opt) -> Path:
+    info = distributed.setup(opt.device)
+    device = info.device
+    crun.seed_everything(opt.seed + info.rank)
+    prec = cdev.Precision(opt.precision, device)
+    channels_last = cdev.resolve_channels_last(opt.channels_last, device)
+    opt.out = default_out(opt, MODEL_NAME)
+
+    dataset = build_dataset(opt)
+    opt.channels = dataset.channels
+    loader = cdata.make_loader(dataset, opt.batch_size, workers=opt.workers, seed=opt.seed, rank=info.rank,
+                               world_size=info.world_size, pin_memory=device.type == "cuda")
+
+    G = Generator(opt.nz, opt.ngf, opt.channels, opt.image_size)
+    C = Critic(opt.ndf, opt.channels, opt.image_size, opt.critic_norm)
+    G.apply(init_weights)
+    C.apply(init_weights)
+    G = cdev.prepare_model(G, device, channels_last)
+    C = cdev.prepare_model(C, device, channels_last)
+    opt_g = torch.optim.RMSprop(G.parameters(), lr=opt.lr)
+    opt_c = torch.optim.RMSprop(C.parameters(), lr=opt.lr)
+
+    options = crun.options_dict(opt)
+    run = crun.Run(opt.out, options, info.is_main)
+    ckpt = Checkpointer(run.checkpoints, model_name=MODEL_NAME, models={"G": G, "C": C},
+                        optimizers={"G": opt_g, "C": opt_c}, scaler=prec.scaler, options=options,
+                        arch_options=ARCH_OPTIONS, is_main=info.is_main)
+    start_step, epoch = ckpt.resume(opt.resume)
+    G_train = distributed.wrap(cdev.maybe_compile(G, opt.compile), info)
+    C_train = distributed.wrap(cdev.maybe_compile(C, opt.compile), info)
+
+    # fixed latents for the sample grids: their own generator, so sampling never moves the RNG
+    fixed_z = sample_z(64, opt.nz, opt.z_dist, generator=torch.Generator().manual_seed(opt.seed), device=device)
+    total = total_steps(opt, len(loader))
+    if info.is_main:
+        print(f"WGAN {opt.image_size}x{opt.image_size}x{opt.channels}: G {sum(p.numel() for p in G.parameters()):,} "
+              f"/ critic {sum(p.numel() for p in C.parameters()):,} parameters ({opt.critic_norm} norm); {prec}, "
+              f"channels_last={channels_last}; {len(dataset)} images, {len(loader)} batches/epoch, "
+              f"generator steps {start_step}->{total}")
+
+    evaluator = eval_z = None
+    if opt.eval_every > 0 and info.is_main:  # the real half and its features once; its own latents
+        evaluator = cmetrics.Evaluator(dataset, opt.data, n=opt.eval_n, device=device)
+        eval_z = sample_z(evaluator.n, opt.nz, opt.z_dist, generator=torch.Generator().manual_seed(opt.seed + 1))
+
+    def evaluate(step: int, write) -> None:
+        report = evaluator(cmetrics.generate(G, eval_z, device))
+        cmetrics.log_to_run(run, step, report, MODEL_NAME)
+        write(f"step {step}: {cmetrics.format_report(report)}")
+
+    # an endless stream of real batches that resumes where step `start_step` left it
+    batches = cdata.iterate_steps(loader, batches_before(start_step, opt.n_critic, opt.extra_critic), 2**62)
+    step = start_step
+    budget = crun.TimeBudget(opt.max_minutes, info)
+    with run.progress(total, start_step) as bar, crun.GracefulStop(enabled=not info.enabled) as stop:
+        for step in range(start_step + 1, total + 1):
+            # ---- critic: n_critic iterations (Algorithm 1, lines 2-8) --------
+            for _ in range(critic_iterations(step, opt.n_critic, opt.extra_critic)):
+                _, epoch, (real, _) = next(batches)
+                real = cdev.to_input(real, device, channels_last)
+                z = sample_z(real.shape[0], opt.nz, opt.z_dist, device=device)
+                critic_stats = critic_step(G_train, C_train, opt_c, real, z, prec, opt.clip)
+            # ---- generator: one iteration (lines 9-10) ------------------------
+            z = sample_z(opt.batch_size, opt.nz, opt.z_dist, device=device)
+            losses = {**critic_stats, **generator_step(G_train, C_train, opt_g, z, prec)}
+
+            stats = torch.stack(list(losses.values())).float()
+            values = crun.check_finite(step, dict(zip(losses, distributed.all_reduce_mean(stats, info).tolist())),
+                                       ckpt.last_path)
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.4f}" for k, v in values.items()}, refresh=False)
+            if step % opt.log_every == 0:
+                run.log_scalars(step, {f"train/{k}": v for k, v in values.items()})
+            if step % opt.sample_every == 0:
+                run.save_samples(step, sample(G, fixed_z))
+            if step % opt.save_every == 0:
+                ckpt.save(step, epoch)
+            if evaluator is not None and step % opt.eval_every == 0:
+                evaluate(step, bar.write)
+            if stop.requested or budget.spent():
+                break
+
+    if step > start_step:
+        if step % opt.save_every != 0:
+            ckpt.save(step, epoch)
+        if step % opt.sample_every != 0:
+            run.save_samples(step, sample(G, fixed_z))
+        if evaluator is not None and step % opt.eval_every != 0:
+            evaluate(step, print)
+        if info.is_main:
+            print(f"samples: {run.sample_path(step)}\ncheckpoint: {ckpt.last_path}")
+    elif info.is_main:
+        print(f"nothing to do: the run is already at step {step} of {total}")
+    run.close()
+    distributed.cleanup()
+    return Path(opt.out)
+
+
+if __name__ == "__main__":
+    run_main(lambda: main(parse_opt()))
