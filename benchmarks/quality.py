@@ -42,6 +42,10 @@ ENTRIES = {
     "wgan": dict(folder="wgan", data="digits", size=32,
                  args=["--image-size", "32", "--ngf", "32", "--ndf", "32", "--epochs", "100000"],
                  note="ngf=ndf=32, 32x32, Algorithm 1 defaults (RMSProp 5e-5, c 0.01, n_critic 5, batch 64)"),
+    "wgan_gp": dict(folder="wgan_gp", data="digits", size=32,
+                    args=["--image-size", "32", "--ngf", "32", "--ndf", "32"],
+                    note="ngf=ndf=32, 32x32, Algorithm 1 defaults (Adam 1e-4, 0/0.9, lambda 10, n_critic 5, "
+                         "batch 64), layer norm"),
 }
 BEGIN, END = "<!-- quality.py: begin -->", "<!-- quality.py: end -->"
 

@@ -85,6 +85,27 @@ def build_wgan(cfg, channels_last, device):
     return step
 
 
+def build_wgan_gp(cfg, channels_last, device):
+    """One generator iteration of WGAN-GP's Algorithm 1: 5 penalised critic steps, one G step."""
+    from wgan_gp.model import Critic, Generator, init_weights
+    from wgan_gp.train import critic_step, generator_step
+
+    G = Generator(128, cfg["ngf"], 3, cfg["size"]).apply(init_weights)
+    C = Critic(cfg["ngf"], 3, cfg["size"], "layer").apply(init_weights)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    G, C = G.to(device, memory_format=fmt), C.to(device, memory_format=fmt)
+    opt_g = torch.optim.Adam(G.parameters(), 1e-4, betas=(0.0, 0.9))
+    opt_c = torch.optim.Adam(C.parameters(), 1e-4, betas=(0.0, 0.9))
+    real = (torch.rand(cfg["batch"], 3, cfg["size"], cfg["size"], device=device) * 2 - 1).contiguous(memory_format=fmt)
+
+    def step(prec):
+        for _ in range(5):
+            critic_step(G, C, opt_c, real, torch.randn(cfg["batch"], 128, device=device), prec, 10.0)
+        return generator_step(G, C, opt_g, torch.randn(cfg["batch"], 128, device=device), prec)
+
+    return step
+
+
 CONFIGS = {  # name: (builder, config, description)
     "dcgan": (build_dcgan, {"size": 64, "ngf": 128, "batch": 128}, "64x64x3, ngf=ndf=128 (paper), batch 128"),
     "dcgan-demo": (build_dcgan, {"size": 32, "ngf": 32, "batch": 128}, "32x32x3, ngf=ndf=32 (demo), batch 128"),
@@ -92,6 +113,10 @@ CONFIGS = {  # name: (builder, config, description)
     "wgan": (build_wgan, {"size": 64, "ngf": 64, "batch": 64},
              "64x64x3, ngf=ndf=64 (authors' code), batch 64, 5 critic steps per generator step"),
     "wgan-demo": (build_wgan, {"size": 32, "ngf": 32, "batch": 64}, "32x32x3, ngf=ndf=32 (demo), batch 64, n_critic 5"),
+    "wgan_gp": (build_wgan_gp, {"size": 64, "ngf": 64, "batch": 64},
+                "64x64x3, ngf=ndf=64, layer norm, batch 64, 5 penalised critic steps per generator step"),
+    "wgan_gp-demo": (build_wgan_gp, {"size": 32, "ngf": 32, "batch": 64},
+                     "32x32x3, ngf=ndf=32 (demo), batch 64, n_critic 5"),
 }
 
 

@@ -28,12 +28,20 @@ def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, *, scaler=N
     GradScaler when fp16 is in use. `critic_kwargs` go to the critic (e.g. labels).
     """
     x_hat = interpolate(real, fake, eps)
-    out = critic(x_hat, **critic_kwargs)
+    return penalty_at(critic(x_hat, **critic_kwargs), x_hat, scaler=scaler, target=target)
+
+
+def penalty_at(scores: torch.Tensor, x_hat: torch.Tensor, *, scaler=None, target: float = 1.0) -> torch.Tensor:
+    """The penalty from critic scores already computed on x_hat (one per example).
+
+    For a critic that scores real, fake and x_hat in one forward pass (one call
+    on 3m images instead of three calls on m; the same result for a critic
+    without batch statistics)."""
     scale = 1.0
     if scaler is not None and scaler.is_enabled():
         scale = scaler.get_scale()
-        out = out * scale
-    (grad,) = torch.autograd.grad(outputs=out.sum(), inputs=x_hat, create_graph=True)
+        scores = scores * scale
+    (grad,) = torch.autograd.grad(outputs=scores.sum(), inputs=x_hat, create_graph=True)
     grad = grad.float() / scale
     norm = grad.flatten(1).norm(2, dim=1)
     return ((norm - target) ** 2).mean()

@@ -192,3 +192,23 @@ def test_sgd_step_reduces_penalty():
     after = gradient_penalty(critic, real, fake)
     assert after.item() < before.item() - 1.0
     assert 1.0 < critic.w.detach().norm().item() < 5.0
+
+
+def test_penalty_at_scores_of_a_joint_forward_equals_the_separate_penalty():
+    """Scoring real, fake and x_hat in one pass (wgan_gp) gives the same penalty and the
+    same critic gradient as the separate call, for a critic without batch statistics."""
+    from common.penalty import penalty_at
+
+    torch.manual_seed(0)
+    critic = conv_critic()
+    real, fake = torch.randn(*SHAPE), torch.randn(*SHAPE)
+    eps = torch.rand(SHAPE[0], 1, 1, 1)
+    separate = gradient_penalty(critic, real, fake, eps=eps)
+    (g_separate,) = torch.autograd.grad(separate, critic[0].weight)
+    x_hat = interpolate(real, fake, eps)
+    scores = critic(torch.cat([real, fake, x_hat]))
+    joint = penalty_at(scores[2 * SHAPE[0]:], x_hat)
+    (g_joint,) = torch.autograd.grad(joint, critic[0].weight)
+    assert_close(joint, separate)
+    assert_close(g_joint, g_separate)
+    assert float(separate) > 0.01  # not a trivially zero penalty

@@ -42,3 +42,20 @@ def test_torchrun_two_processes_gloo(tmp_path):
         cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
     assert proc2.returncode == 0, proc2.stdout[-3000:] + proc2.stderr[-3000:]
     assert load_file(out / "checkpoints/last.pt")["step"] == 4
+
+
+def test_torchrun_wgan_and_wgan_gp(tmp_path):
+    """The critic loops under DDP: WGAN's clipping, and WGAN-GP's penalty (a double backward
+    through the DDP-wrapped critic)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    for folder in ("wgan", "wgan_gp"):
+        out = tmp_path / folder
+        proc = subprocess.run(
+            [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+             "-m", f"{folder}.train", "--device", "cpu", "--precision", "fp32", "--image-size", "16", "--ngf", "8",
+             "--ndf", "8", "--batch-size", "8", "--n-critic", "2", "--max-steps", "2", "--out", str(out)],
+            cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        payload = load_file(out / "checkpoints/last.pt")
+        assert payload["step"] == 2 and len(payload["rng"]) == 2
+        assert all(torch.isfinite(v).all() for v in payload["models"]["C"].values() if v.is_floating_point())

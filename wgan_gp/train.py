@@ -1,0 +1,245 @@
+"""Train WGAN-GP (Gulrajani, Ahmed, Arjovsky, Dumoulin, Courville 2017, arXiv:1704.00028).
+
+    cd wgan_gp && python train.py                     # embedded digits, the paper's settings
+    python -m wgan_gp.train --data cifar10            # from the repository root
+    torchrun --nproc_per_node 2 -m wgan_gp.train ...  # several processes / GPUs
+
+The loop is the paper's Algorithm 1, with its defaults lambda = 10, n_critic = 5,
+Adam alpha = 1e-4, beta1 = 0, beta2 = 0.9, batch m = 64:
+
+    while theta has not converged:                              one "step" here
+        for t = 1, ..., n_critic:                               critic_step()
+            real x, latent z, eps ~ U[0, 1] per example
+            x_tilde = G(z);  x_hat = eps x + (1 - eps) x_tilde
+            L = D(x_tilde) - D(x) + lambda (||grad_x_hat D(x_hat)||_2 - 1)^2
+            w <- Adam(grad_w mean L, w, alpha, beta1, beta2)
+        sample z                                                 generator_step()
+        theta <- Adam(grad_theta mean -D(G(z)), theta, alpha, beta1, beta2)
+
+A step is one generator iteration; each critic iteration reads a new real batch.
+Under autocast, the penalty's input gradient is taken of the (GradScaler-)scaled
+scores and unscaled before the norm (common.penalty), the recipe of PyTorch's AMP
+examples for gradient penalties; fp16 needs CUDA, bf16 works on CPU and GPU.
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd wgan_gp && python train.py` works
+
+import argparse
+
+import torch
+
+from common import data as cdata
+from common import device as cdev
+from common import distributed
+from common import metrics as cmetrics
+from common import run as crun
+from common.checkpoint import Checkpointer
+from common.cli import add_common_args, default_out, positive_float, positive_int
+from common.errors import run_main
+from common.penalty import interpolate, penalty_at
+from wgan_gp.dataset import build_dataset
+from wgan_gp.model import CRITIC_NORMS, Critic, Generator, init_weights
+from wgan_gp.utils import sample_z
+
+MODEL_NAME = "wgan_gp"
+ARCH_OPTIONS = ("nz", "ngf", "ndf", "image_size", "channels", "critic_norm")  # these decide tensor shapes
+
+
+def parse_opt(argv=None):
+    p = argparse.ArgumentParser(description="WGAN-GP (Gulrajani et al. 2017). Defaults are Algorithm 1's.")
+    g = p.add_argument_group("WGAN-GP hyper-parameters (paper defaults)")
+    g.add_argument("--iters", type=positive_int, default=200_000,
+                   help="generator iterations (default 200,000, the authors' code)")
+    g.add_argument("--batch-size", type=positive_int, default=64, help="m, the batch size (default 64, Algorithm 1)")
+    g.add_argument("--lr", type=positive_float, default=1e-4, help="Adam alpha for both networks (default 1e-4)")
+    g.add_argument("--beta1", type=float, default=0.0, help="Adam beta1 (default 0, Algorithm 1)")
+    g.add_argument("--beta2", type=float, default=0.9, help="Adam beta2 (default 0.9, Algorithm 1)")
+    g.add_argument("--lambda-gp", type=float, default=10.0, help="penalty weight lambda (default 10, Algorithm 1)")
+    g.add_argument("--n-critic", type=positive_int, default=5,
+                   help="critic iterations per generator iteration (default 5, Algorithm 1)")
+    g.add_argument("--critic-norm", default="layer", choices=CRITIC_NORMS,
+                   help="normalisation in the critic's hidden layers (default layer, Sec. 4's recommendation; "
+                        "never batch)")
+    g.add_argument("--nz", type=positive_int, default=128, help="latent size (default 128, the authors' code)")
+    g.add_argument("--z-dist", default="normal", choices=["normal", "uniform"],
+                   help="latent prior (default N(0, I), the authors' code; uniform is U[-1, 1])")
+    g.add_argument("--ngf", type=positive_int, default=64,
+                   help="G width of the last hidden layer; 4x4 has ngf*8 at 64x64 (default 64)")
+    g.add_argument("--ndf", type=positive_int, default=64,
+                   help="critic width of the first layer, doubling per block (default 64)")
+    g.add_argument("--image-size", type=int, default=64, help="output size, a power of two (default 64)")
+    g.add_argument("--channels", type=int, default=3,
+                   help="image channels for an image folder (default 3); embedded and torchvision data set it")
+    add_common_args(p, model=MODEL_NAME, data="digits", log_every=10)
+    return p.parse_args(argv)
+
+
+# ----------------------------------------------------------------- the losses
+def wasserstein_estimate(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """mean D(x) - mean D(x_tilde): the critic's estimate of W(P_r, P_g) (Sec. 5.4 plots its negative)."""
+    return real_scores.float().mean() - fake_scores.float().mean()
+
+
+def critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor, penalty: torch.Tensor,
+                lambda_gp: float) -> torch.Tensor:
+    """Eq. 3 / Algorithm 1, line 7: mean [D(x_tilde) - D(x)] + lambda * mean (||grad D(x_hat)|| - 1)^2."""
+    return -wasserstein_estimate(real_scores, fake_scores) + lambda_gp * penalty
+
+
+def generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
+    """Algorithm 1, line 11: G descends mean -D(G(z))."""
+    return -fake_scores.float().mean()
+
+
+# ------------------------------------------------------- one iteration of each
+def critic_step(G, C, opt_c, real: torch.Tensor, z: torch.Tensor, prec: cdev.Precision, lambda_gp: float) -> dict:
+    """Lines 2-8 for one t: score real, fake and interpolates, one Adam step on eq. 3.
+
+    One critic pass scores all three (3m images): without batch statistics that is the
+    same as three passes, in fewer and larger calls. The fakes carry no graph to G."""
+    with torch.no_grad(), prec.autocast():
+        fake = distributed.unwrap(G)(z)
+    x_hat = interpolate(real, fake)  # eps ~ U[0, 1] per example (line 5), requires grad
+    with prec.autocast():
+        real_scores, fake_scores, hat_scores = C(torch.cat([real, fake, x_hat])).split(real.shape[0])
+        penalty = penalty_at(hat_scores, x_hat, scaler=prec.scaler)  # ||grad_x_hat D(x_hat)||: create_graph
+        loss_c = critic_loss(real_scores, fake_scores, penalty, lambda_gp)
+    opt_c.zero_grad(set_to_none=True)
+    prec.scaler.scale(loss_c).backward()
+    prec.scaler.step(opt_c)
+    prec.scaler.update()
+    return {"loss_c": loss_c.detach(), "gp": penalty.detach(),
+            "wasserstein_estimate": wasserstein_estimate(real_scores.detach(), fake_scores.detach())}
+
+
+def generator_step(G, C, opt_g, z: torch.Tensor, prec: cdev.Precision) -> dict:
+    """Lines 10-11: one Adam step of G against the current critic (no penalty term for G)."""
+    c = distributed.unwrap(C)  # plain module: no DDP sync of the critic's (unused) gradients
+    c.requires_grad_(False)  # gradients flow through the critic to G, not into its weights
+    with prec.autocast():
+        loss_g = generator_loss(c(G(z)))
+    opt_g.zero_grad(set_to_none=True)
+    prec.scaler.scale(loss_g).backward()
+    prec.scaler.step(opt_g)
+    prec.scaler.update()
+    c.requires_grad_(True)
+    return {"loss_g": loss_g.detach()}
+
+
+@torch.no_grad()
+def sample(G: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
+    """G(z) in eval mode (BatchNorm running statistics), fp32; leaves G in train mode."""
+    was_training = G.training
+    G.eval()
+    images = G(z).float()
+    G.train(was_training)
+    return images
+
+
+def total_steps(opt) -> int:
+    """--iters generator iterations, capped by --max-steps."""
+    return min(opt.iters, opt.max_steps) if opt.max_steps is not None else opt.iters
+
+
+def main(opt) -> Path:
+    info = distributed.setup(opt.device)
+    device = info.device
+    crun.seed_everything(opt.seed + info.rank)
+    prec = cdev.Precision(opt.precision, device)
+    channels_last = cdev.resolve_channels_last(opt.channels_last, device)
+    opt.out = default_out(opt, MODEL_NAME)
+
+    dataset = build_dataset(opt)
+    opt.channels = dataset.channels
+    loader = cdata.make_loader(dataset, opt.batch_size, workers=opt.workers, seed=opt.seed, rank=info.rank,
+                               world_size=info.world_size, pin_memory=device.type == "cuda")
+
+    G = Generator(opt.nz, opt.ngf, opt.channels, opt.image_size)
+    C = Critic(opt.ndf, opt.channels, opt.image_size, opt.critic_norm)
+    G.apply(init_weights)
+    C.apply(init_weights)
+    G = cdev.prepare_model(G, device, channels_last)
+    C = cdev.prepare_model(C, device, channels_last)
+    opt_g = torch.optim.Adam(G.parameters(), lr=opt.lr, betas=(opt.beta1, opt.beta2))
+    opt_c = torch.optim.Adam(C.parameters(), lr=opt.lr, betas=(opt.beta1, opt.beta2))
+
+    options = crun.options_dict(opt)
+    run = crun.Run(opt.out, options, info.is_main)
+    ckpt = Checkpointer(run.checkpoints, model_name=MODEL_NAME, models={"G": G, "C": C},
+                        optimizers={"G": opt_g, "C": opt_c}, scaler=prec.scaler, options=options,
+                        arch_options=ARCH_OPTIONS, is_main=info.is_main)
+    start_step, epoch = ckpt.resume(opt.resume)
+    G_train = distributed.wrap(cdev.maybe_compile(G, opt.compile), info)
+    C_train = distributed.wrap(cdev.maybe_compile(C, opt.compile), info)
+
+    # fixed latents for the sample grids: their own generator, so sampling never moves the RNG
+    fixed_z = sample_z(64, opt.nz, opt.z_dist, generator=torch.Generator().manual_seed(opt.seed), device=device)
+    total = total_steps(opt)
+    if info.is_main:
+        print(f"WGAN-GP {opt.image_size}x{opt.image_size}x{opt.channels}: G {sum(p.numel() for p in G.parameters()):,} "
+              f"/ critic {sum(p.numel() for p in C.parameters()):,} parameters ({opt.critic_norm} norm); {prec}, "
+              f"channels_last={channels_last}; {len(dataset)} images, {len(loader)} batches/epoch, "
+              f"generator steps {start_step}->{total}")
+
+    evaluator = eval_z = None
+    if opt.eval_every > 0 and info.is_main:  # the real half and its features once; its own latents
+        evaluator = cmetrics.Evaluator(dataset, opt.data, n=opt.eval_n, device=device)
+        eval_z = sample_z(evaluator.n, opt.nz, opt.z_dist, generator=torch.Generator().manual_seed(opt.seed + 1))
+
+    def evaluate(step: int, write) -> None:
+        report = evaluator(cmetrics.generate(G, eval_z, device))
+        cmetrics.log_to_run(run, step, report, MODEL_NAME)
+        write(f"step {step}: {cmetrics.format_report(report)}")
+
+    # an endless stream of real batches that resumes where step `start_step` left it
+    batches = cdata.iterate_steps(loader, start_step * opt.n_critic, 2**62)
+    step = start_step
+    budget = crun.TimeBudget(opt.max_minutes, info)
+    with run.progress(total, start_step) as bar, crun.GracefulStop(enabled=not info.enabled) as stop:
+        for step in range(start_step + 1, total + 1):
+            # ---- critic: n_critic iterations (Algorithm 1, lines 2-9) --------
+            for _ in range(opt.n_critic):
+                _, epoch, (real, _) = next(batches)
+                real = cdev.to_input(real, device, channels_last)
+                z = sample_z(real.shape[0], opt.nz, opt.z_dist, device=device)
+                critic_stats = critic_step(G_train, C_train, opt_c, real, z, prec, opt.lambda_gp)
+            # ---- generator: one iteration (lines 10-11) -----------------------
+            z = sample_z(opt.batch_size, opt.nz, opt.z_dist, device=device)
+            losses = {**critic_stats, **generator_step(G_train, C_train, opt_g, z, prec)}
+
+            stats = torch.stack(list(losses.values())).float()
+            values = crun.check_finite(step, dict(zip(losses, distributed.all_reduce_mean(stats, info).tolist())),
+                                       ckpt.last_path)
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.4f}" for k, v in values.items()}, refresh=False)
+            if step % opt.log_every == 0:
+                run.log_scalars(step, {f"train/{k}": v for k, v in values.items()})
+            if step % opt.sample_every == 0:
+                run.save_samples(step, sample(G, fixed_z))
+            if step % opt.save_every == 0:
+                ckpt.save(step, epoch)
+            if evaluator is not None and step % opt.eval_every == 0:
+                evaluate(step, bar.write)
+            if stop.requested or budget.spent():
+                break
+
+    if step > start_step:
+        if step % opt.save_every != 0:
+            ckpt.save(step, epoch)
+        if step % opt.sample_every != 0:
+            run.save_samples(step, sample(G, fixed_z))
+        if evaluator is not None and step % opt.eval_every != 0:
+            evaluate(step, print)
+        if info.is_main:
+            print(f"samples: {run.sample_path(step)}\ncheckpoint: {ckpt.last_path}")
+    elif info.is_main:
+        print(f"nothing to do: the run is already at step {step} of {total}")
+    run.close()
+    distributed.cleanup()
+    return Path(opt.out)
+
+
+if __name__ == "__main__":
+    run_main(lambda: main(parse_opt()))
