@@ -5,8 +5,11 @@
     python generate.py --checkpoint ... --interpolate --rows 8 --steps 10             # Sec. 6.1 walk
 
 G runs in eval mode (BatchNorm running statistics), so a sample does not
-depend on the batch it is drawn with. With an EMA in the checkpoint, the EMA
-weights are used unless --no-ema.
+depend on the batch it is drawn with. A generator trained with
+--virtual-batch-norm (Salimans et al. 2016, Sec. 3.5) is rebuilt with its
+reference batch from the checkpoint and normalises each sample with it, which is
+batch-independent too. With an EMA in the checkpoint, the EMA weights are used
+unless --no-ema.
 """
 import sys
 from pathlib import Path
@@ -22,7 +25,7 @@ from common.checkpoint import load_for_inference, load_state_checked
 from common.device import pick_device
 from common.errors import CheckpointError, run_main
 from common.run import save_grid
-from dcgan.model import Generator
+from dcgan.model import Generator, build_generator
 from dcgan.utils import interpolate_z, sample_z
 
 MODEL_NAME = "dcgan"
@@ -46,11 +49,12 @@ def parse_opt(argv=None):
 
 def load_generator(path, device, use_ema: bool = True, payload: dict | None = None) -> tuple[Generator, dict]:
     """Rebuild G from the options stored in the checkpoint and load its weights
-    (`payload`: the checkpoint already loaded by load_for_inference, to read it once)."""
+    (`payload`: the checkpoint already loaded by load_for_inference, to read it once).
+    A VBNGenerator's reference batch is a buffer, so it comes back with the weights."""
     payload = payload or load_for_inference(path, MODEL_NAME)
     o = payload["options"]
     try:
-        G = Generator(o["nz"], o["ngf"], o["channels"], o["image_size"])
+        G = build_generator(o)  # Generator, or VBNGenerator for --virtual-batch-norm runs
     except KeyError as exc:
         raise CheckpointError(f"{path}: options lack {exc}, needed to rebuild the generator") from exc
     state = payload["ema"]["module"] if use_ema and "ema" in payload else payload["models"]["G"]

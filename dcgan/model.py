@@ -33,6 +33,15 @@ numerically safe under autocast.
 
 `image_size` 32 removes the widest block of each network (4x4x512 for G), other
 powers of two add or remove blocks the same way.
+
+Improved Techniques toolbox (Salimans et al. 2016, arXiv:1606.03498, Sec. 3), all
+off by default; the layers that change the networks live here, at the end:
+  * MinibatchDiscrimination + MinibatchDiscriminator (Sec. 3.2),
+  * VirtualBatchNorm + VBNGenerator (Sec. 3.5),
+  * Discriminator.features, the last hidden layer that feature matching (Sec. 3.1)
+    and minibatch discrimination read.
+The losses (feature matching, one-sided label smoothing) are in train.py, the
+historical average (Sec. 3.3) in utils.py.
 """
 from __future__ import annotations
 
@@ -53,20 +62,22 @@ def num_blocks(image_size: int) -> int:
 class Generator(nn.Module):
     """z (nz) -> image (channels x image_size x image_size) in [-1, 1]."""
 
-    def __init__(self, nz: int = 100, ngf: int = 128, channels: int = 3, image_size: int = 64):
+    def __init__(self, nz: int = 100, ngf: int = 128, channels: int = 3, image_size: int = 64,
+                 norm_layer: type[nn.Module] = nn.BatchNorm2d):
         super().__init__()
         self.nz, self.ngf, self.channels, self.image_size = nz, ngf, channels, image_size
+        # norm_layer: BatchNorm2d (the paper), or VirtualBatchNorm for VBNGenerator (Salimans et al. Sec. 3.5)
         n = num_blocks(image_size)
         width = ngf * 2 ** (n - 1)  # 1024 at 4x4 for 64x64 with ngf 128
         layers: list[nn.Module] = [
             # "project and reshape": z -> width x 4 x 4
             nn.ConvTranspose2d(nz, width, 4, 1, 0, bias=False),
-            nn.BatchNorm2d(width),
+            norm_layer(width),
             nn.ReLU(True),
         ]
         for _ in range(n - 1):  # fractionally-strided convolutions, halving the width
             layers += [nn.ConvTranspose2d(width, width // 2, 4, 2, 1, bias=False),
-                       nn.BatchNorm2d(width // 2),
+                       norm_layer(width // 2),
                        nn.ReLU(True)]
             width //= 2
         layers += [nn.ConvTranspose2d(width, channels, 4, 2, 1), nn.Tanh()]  # no BatchNorm at the output
@@ -96,16 +107,174 @@ class Discriminator(nn.Module):
         layers += [nn.Conv2d(width, 1, 4, 1, 0)]  # flatten 4x4xwidth into a single output (logit)
         self.main = nn.Sequential(*layers)
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """D's last hidden layer: width x 4 x 4 after BatchNorm + LeakyReLU, the input of
+        the output layer. Feature matching (Salimans et al. 2016, Sec. 3.1) matches its
+        mean; minibatch discrimination (Sec. 3.2) reads it as f(x_i)."""
+        for layer in self.main[:-1]:
+            x = layer(x)
+        return x
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.main(x).view(-1)
 
 
 def init_weights(module: nn.Module) -> None:
-    """Sec. 4: conv weights ~ N(0, 0.02); BatchNorm scale ~ N(1, 0.02); biases 0."""
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+    """Sec. 4: conv (and linear) weights ~ N(0, 0.02); BatchNorm (and virtual BatchNorm)
+    scale ~ N(1, 0.02); biases 0. MinibatchDiscrimination initialises its own tensor T."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
         nn.init.normal_(module.weight, 0.0, 0.02)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm2d):
+    elif isinstance(module, (nn.BatchNorm2d, VirtualBatchNorm)):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
+
+
+# ===================================================================================
+# Improved Techniques for Training GANs (Salimans et al. 2016, arXiv:1606.03498, Sec. 3)
+# ===================================================================================
+class MinibatchDiscrimination(nn.Module):
+    """Sec. 3.2: features that tell D how close each example is to the others in its minibatch.
+
+    f(x_i) in R^A is multiplied by a tensor T in R^{A x B x C}, giving M_i in R^{B x C};
+    for each of the B kernels, c_b(x_i, x_j) = exp(-||M_{i,b} - M_{j,b}||_L1), and
+    o(x_i)_b = sum_j c_b(x_i, x_j). Returns o(X) in R^{n x B}.
+
+    `include_self`: the paper's sum runs over every j, so j = i adds exp(0) = 1 to every
+    o(x_i)_b, a constant that carries no information; the authors' code masks it out
+    (adds 1e6 to the diagonal distances), and so do we by default. With it excluded, a
+    minibatch of identical samples (a collapsed G) gives o = n - 1 in every kernel.
+
+    T ~ N(0, 1/A) (fan-in scaling, so M's entries have the size of f's entries and the
+    L1 distances start at a few units, where exp(-d) still has a gradient). The authors
+    use a weight-normalised T with a data-dependent initialisation; see README.
+    """
+
+    def __init__(self, in_features: int, kernels: int = 100, kernel_dims: int = 5, include_self: bool = False):
+        super().__init__()
+        self.in_features, self.kernels, self.kernel_dims = in_features, kernels, kernel_dims
+        self.include_self = include_self
+        self.T = nn.Parameter(torch.randn(in_features, kernels, kernel_dims) / math.sqrt(in_features))
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        n = f.shape[0]
+        M = (f @ self.T.view(self.in_features, -1)).view(n, self.kernels, self.kernel_dims)  # M_i = f(x_i) T
+        rows = M.transpose(0, 1)  # (B, n, C): row b of every M_i
+        # [b, i, j] = ||M_{i,b} - M_{j,b}||_L1; cdist is 1.7x faster on the CPU than broadcasting
+        # to (n, n, B, C) and takes n*n*B memory instead of n*n*B*C
+        l1 = torch.cdist(rows, rows, p=1)
+        c = torch.exp(-l1)  # c_b(x_i, x_j)
+        if not self.include_self:
+            c = c * (1.0 - torch.eye(n, device=f.device, dtype=c.dtype))
+        return c.sum(dim=2).t()  # o(x_i)_b = sum_j c_b(x_i, x_j), as (n, B)
+
+    def extra_repr(self) -> str:
+        return (f"A={self.in_features}, B={self.kernels}, C={self.kernel_dims}, "
+                f"include_self={self.include_self}")
+
+
+class MinibatchDiscriminator(Discriminator):
+    """The DCGAN discriminator with a minibatch discrimination layer (Sec. 3.2) before its output.
+
+    f(x_i) is D's flattened last hidden layer (A = width * 4 * 4); o(x_i) is concatenated
+    to it and [f, o] goes into the output layer. That output layer is written as two
+    blocks of one linear map: DCGAN's own 4x4 output convolution (the weights that read f,
+    bias included) plus `minibatch_out` (the weights that read o, no bias), so
+    logit = w_f . f + w_o . o + b. Call D on real and on fake minibatches separately
+    (train_step does): o compares an example only with the others of its own minibatch.
+    """
+
+    def __init__(self, ndf: int = 128, channels: int = 3, image_size: int = 64, kernels: int = 100,
+                 kernel_dims: int = 5):
+        super().__init__(ndf, channels, image_size)
+        width = ndf * 2 ** (num_blocks(image_size) - 1)
+        self.minibatch = MinibatchDiscrimination(width * 4 * 4, kernels, kernel_dims)
+        self.minibatch_out = nn.Linear(kernels, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.features(x)  # last hidden layer, width x 4 x 4
+        o = self.minibatch(h.flatten(1))  # f(x_i) -> o(x_i), (n, B)
+        return self.main[-1](h).view(-1) + self.minibatch_out(o).view(-1)  # output layer on [f(x_i), o(x_i)]
+
+
+class VirtualBatchNorm(nn.Module):
+    """Sec. 3.5: batch normalisation whose statistics come from a fixed reference batch and
+    the example itself, so an example's output does not depend on the rest of its minibatch.
+
+    Called on one tensor whose first `n_ref` rows are the reference batch (VBNGenerator
+    runs the reference batch through the same layers, one forward pass on both):
+      * the reference rows are normalised with the reference batch's own statistics;
+      * each other example x is normalised, per channel, with
+            mu  = 1/(N+1) * mean_hw(x)   + N/(N+1) * mean_(ref,hw)(x_ref)
+            msq = 1/(N+1) * mean_hw(x^2) + N/(N+1) * mean_(ref,hw)(x_ref^2),   var = msq - mu^2,
+        N = n_ref: the weighting of the authors' code (new_coeff = 1/(batch_size + 1)), which
+        is exactly the (biased) mean and variance of the batch {reference examples, x}.
+    Then y = gamma * (x - mean) / sqrt(var + eps) + beta, as BatchNorm. Gradients flow
+    through the reference statistics (they depend on G's weights, as in the authors' code).
+    No running statistics: training and eval mode compute the same thing. Statistics in fp32.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5):
+        super().__init__()
+        self.num_features, self.eps = num_features, eps
+        self.weight = nn.Parameter(torch.ones(num_features))  # gamma
+        self.bias = nn.Parameter(torch.zeros(num_features))  # beta
+
+    def forward(self, x: torch.Tensor, n_ref: int) -> torch.Tensor:
+        if not 1 <= n_ref <= x.shape[0]:
+            raise ValueError(f"VirtualBatchNorm needs 1..{x.shape[0]} reference rows, got {n_ref}")
+        xf = x.float()
+        ref, live = xf[:n_ref], xf[n_ref:]
+        ref_mean = ref.mean(dim=(0, 2, 3), keepdim=True)  # (1, C, 1, 1)
+        ref_sq = ref.square().mean(dim=(0, 2, 3), keepdim=True)
+        w = 1.0 / (n_ref + 1)  # the example's own weight
+        live_mean = w * live.mean(dim=(2, 3), keepdim=True) + (1.0 - w) * ref_mean  # (n, C, 1, 1)
+        live_sq = w * live.square().mean(dim=(2, 3), keepdim=True) + (1.0 - w) * ref_sq
+        mean = torch.cat([ref_mean.expand(n_ref, -1, -1, -1), live_mean])
+        var = (torch.cat([ref_sq.expand(n_ref, -1, -1, -1), live_sq]) - mean.square()).clamp_min(0.0)
+        y = (xf - mean) * torch.rsqrt(var + self.eps)
+        return (y * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)).to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}"
+
+
+class VBNGenerator(Generator):
+    """The DCGAN generator with every BatchNorm replaced by VirtualBatchNorm (Sec. 3.5; the
+    paper uses VBN in the generator only, since it costs a forward pass on the reference batch).
+
+    The reference batch is a fixed batch of latents `z_ref` (ref_size x nz), a buffer: drawn
+    once when training starts (train.py), saved in every checkpoint, restored by generate.py
+    and evaluate.py. Each forward runs [z_ref; z] through the network and returns the rows of
+    z only. Same parameters as Generator (gamma, beta per channel), no running statistics.
+    """
+
+    def __init__(self, nz: int = 100, ngf: int = 128, channels: int = 3, image_size: int = 64,
+                 ref_size: int = 128):
+        super().__init__(nz, ngf, channels, image_size, norm_layer=VirtualBatchNorm)
+        self.register_buffer("z_ref", torch.zeros(ref_size, nz))  # train.py fills it; checkpoints carry it
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        n_ref = self.z_ref.shape[0]
+        h = torch.cat([self.z_ref.to(z.dtype), z.reshape(z.shape[0], self.nz)]).view(-1, self.nz, 1, 1)
+        for layer in self.main:
+            h = layer(h, n_ref) if isinstance(layer, VirtualBatchNorm) else layer(h)
+        return h[n_ref:]
+
+
+def build_generator(options: dict) -> Generator:
+    """G as a run's options describe it; options missing from older checkpoints mean 'off'."""
+    args = (options["nz"], options["ngf"], options["channels"], options["image_size"])
+    if options.get("virtual_batch_norm", False):
+        return VBNGenerator(*args, ref_size=options["vbn_ref_size"])
+    return Generator(*args)
+
+
+def build_discriminator(options: dict) -> Discriminator:
+    """D as a run's options describe it; options missing from older checkpoints mean 'off'."""
+    args = (options["ndf"], options["channels"], options["image_size"])
+    if options.get("minibatch_discrimination", False):
+        return MinibatchDiscriminator(*args, kernels=options["minibatch_kernels"],
+                                      kernel_dims=options["minibatch_dims"])
+    return Discriminator(*args)
