@@ -1,0 +1,105 @@
+"""Measure a trained conditional GAN: FID, KID, the Inception-Score analogue, SWD, MS-SSIM
+diversity, and class accuracy (does G(z | y) show the digit y?).
+
+    python evaluate.py --checkpoint runs/cgan-digits/checkpoints/last.pt
+    python evaluate.py --checkpoint ... --n 10000 --features inception      # standard Inception
+    python evaluate.py --checkpoint ... --real                              # + real-vs-real line
+
+`--n` images are generated for the labels 0, 1, ..., 9, 0, 1, ... (a balanced set) and
+compared with `--n` real ones (half B of a fixed split of the training data,
+common/metrics.py); `--real` adds half A against B, the value a perfect model would get
+at this n. Class accuracy is the fraction of the generated images that the project's
+offline digit classifier (common/features.py) assigns to the requested label; on real
+digits it is the classifier's own accuracy, printed with `--real`. It is reported for
+digit data only (digits, mnist): the classifier knows no other classes. The results are
+printed and appended as JSON lines to <run>/metrics.jsonl (or --jsonl), each naming its
+features; class accuracy is the key "class_accuracy".
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd cgan && python evaluate.py` works
+
+import argparse
+from types import SimpleNamespace
+
+import torch
+
+from common import metrics
+from common.checkpoint import load_for_inference
+from common.cli import positive_int
+from common.device import pick_device
+from common.errors import run_main
+from cgan.dataset import build_dataset
+from cgan.generate import load_generator
+from cgan.utils import cycling_labels, generate, label_classifier, sample_z
+
+MODEL_NAME = "cgan"
+
+
+def parse_opt(argv=None):
+    p = argparse.ArgumentParser(description="Evaluate a trained conditional GAN against its training data.")
+    p.add_argument("--checkpoint", required=True, help="a checkpoint written by cgan/train.py")
+    p.add_argument("--n", type=positive_int, default=None,
+                   help="generated (and real) images (default: half the data, at most 10,000)")
+    p.add_argument("--features", default="offline", choices=["offline", "inception"],
+                   help="offline: the project's digit-classifier features, no download (default); "
+                        "inception: torch-fidelity's InceptionV3, needs its weights file")
+    p.add_argument("--inception-weights", default=None, metavar="PATH",
+                   help=f"{metrics.INCEPTION_FILE} (default: torch hub's checkpoints folder)")
+    p.add_argument("--real", action="store_true", help="also report real half A against half B (reference)")
+    p.add_argument("--data-root", default=None, help="override the data root stored in the checkpoint")
+    p.add_argument("--jsonl", default=None, help="append results here (default: <run>/metrics.jsonl)")
+    p.add_argument("--seed", type=int, default=0, help="seed for z and the metrics' random draws (default 0)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default auto)")
+    return p.parse_args(argv)
+
+
+def real_dataset(o: dict, data_root: str | None):
+    """The training data as the checkpoint's options describe it."""
+    return build_dataset(SimpleNamespace(data=o["data"], image_size=o["image_size"], channels=o["channels"],
+                                         data_root=data_root or o.get("data_root", "data"), seed=o.get("seed", 0)))
+
+
+def real_labels(dataset, seed: int, n: int) -> torch.Tensor:
+    """The labels of real half A (common.metrics.real_reference's split), for the reference accuracy."""
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
+    return torch.tensor([int(dataset[int(i)][1]) for i in order[:n]])
+
+
+def main(opt) -> list[dict]:
+    device = pick_device(opt.device)
+    payload = load_for_inference(opt.checkpoint, MODEL_NAME)
+    G, o = load_generator(opt.checkpoint, device, payload=payload)
+    dataset = real_dataset(o, opt.data_root)
+    evaluator = metrics.Evaluator(dataset, o["data"], n=opt.n, features=opt.features, device=device,
+                                  inception_weights=opt.inception_weights, seed=opt.seed)
+    z = sample_z(evaluator.n, o["nz"], o["z_dist"], generator=torch.Generator().manual_seed(opt.seed))
+    labels = cycling_labels(evaluator.n, o["num_classes"])
+    images = generate(G, z, labels, device, seed=opt.seed)
+    classifier = label_classifier(o["data"])
+    common = {"model": MODEL_NAME, "checkpoint": str(opt.checkpoint), "step": payload.get("step"), "data": o["data"],
+              "arch": o.get("arch", "conv")}
+    generated = {**common, "what": "generated", **evaluator(images)}
+    if classifier is not None:
+        generated["class_accuracy"] = metrics.class_accuracy(classifier, images, labels)
+    records = [generated]
+    if opt.real:
+        reference = {**common, "what": "real A vs B", **evaluator.real_vs_real()}
+        if classifier is not None:
+            reference["class_accuracy"] = metrics.class_accuracy(
+                classifier, evaluator.real_a, real_labels(dataset, opt.seed, evaluator.n))
+        records.append(reference)
+    if classifier is None:
+        print(f"class accuracy: not measured (the offline classifier knows digits only, the data are {o['data']})")
+    jsonl = Path(opt.jsonl) if opt.jsonl else Path(opt.checkpoint).resolve().parents[1] / "metrics.jsonl"
+    for record in records:
+        label = f"generated (step {record['step']})" if record["what"] == "generated" else record["what"]
+        print(f"{label}: {metrics.format_report(record)}")
+        metrics.append_jsonl(jsonl, record)
+    print(f"appended to {jsonl}")
+    return records
+
+
+if __name__ == "__main__":
+    run_main(lambda: main(parse_opt()))
