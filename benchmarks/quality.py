@@ -46,6 +46,10 @@ ENTRIES = {
                     args=["--image-size", "32", "--ngf", "32", "--ndf", "32"],
                     note="ngf=ndf=32, 32x32, Algorithm 1 defaults (Adam 1e-4, 0/0.9, lambda 10, n_critic 5, "
                          "batch 64), layer norm"),
+    "cgan": dict(folder="cgan", data="digits", size=32, args=["--image-size", "32", "--epochs", "100000"],
+                 note="the seed's conv cGAN (WGAN-GP, embedded labels), ngf=ndf=16, 32x32, batch 64"),
+    "cgan-mlp": dict(folder="cgan", data="digits", size=28, args=["--arch", "mlp", "--epochs", "100000"],
+                     note="the paper's MLP/maxout cGAN (Sec. 4.1), 28x28, SGD lr 0.1, batch 100"),
 }
 BEGIN, END = "<!-- quality.py: begin -->", "<!-- quality.py: end -->"
 
@@ -130,13 +134,14 @@ def fmt(value, digits: int) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| model | data | setting | budget | steps | FID | KID | IS | SWD x1e3 | MS-SSIM | n | train s | eval s "
-             "| measured |",
-             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = ["| model | data | setting | budget | steps | FID | KID | IS | SWD x1e3 | MS-SSIM | class acc. | n "
+             "| train s | eval s | measured |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         lines.append(f"| {r['model']} | {r['data']} | {r['setting']} | {r['budget']} | {r['steps']} | "
                      f"{fmt(r['fid'], 2)} | {fmt(r['kid'], 2)} | {fmt(r.get('is'), 2)} | {fmt(r.get('swd'), 1)} | "
-                     f"{fmt(r['ms_ssim'], 3)} | {r['n']} | {r['train_s']:.0f} | {r['eval_s']:.0f} | {r.get('date', '-')} |")
+                     f"{fmt(r['ms_ssim'], 3)} | {fmt(r.get('class_accuracy'), 3)} | {r['n']} | {r['train_s']:.0f} | "
+                     f"{r['eval_s']:.0f} | {r.get('date', '-')} |")
     return "\n".join(lines)
 
 
@@ -169,7 +174,9 @@ def section(rows: list[dict], opt, argv: list[str]) -> str:
         "FID, KID (x1, polynomial kernel) and SWD (x1e3, averaged over the pyramid levels): lower is better, "
         "the real-data row is the floor at this n. IS: higher is better (10 classes: at most 10). "
         "MS-SSIM between random pairs of samples: diversity, to be read against the real-data row "
-        "(higher = less diverse). Train seconds include start-up; budgets are wall-clock.",
+        "(higher = less diverse). Class acc.: for conditional models, the fraction of samples drawn for "
+        "label k that the offline digit classifier calls k (labels 0-9 in turn). Train seconds include "
+        "start-up; budgets are wall-clock.",
         END,
     ])
 

@@ -106,6 +106,40 @@ def build_wgan_gp(cfg, channels_last, device):
     return step
 
 
+def build_cgan(cfg, channels_last, device):
+    """One generator iteration of cgan/train.py: n_critic critic (conv, WGAN-GP) or D (mlp, GAN) steps, one G step."""
+    from cgan.model import build_models
+    from cgan.train import critic_step, discriminator_step, generator_loss, generator_step, wgan_generator_loss
+
+    conv = cfg["arch"] == "conv"
+    G, D = build_models({"arch": cfg["arch"], "nz": 100, "num_classes": 10, "embed_size": 100, "ngf": cfg.get("ngf"),
+                         "ndf": cfg.get("ngf"), "channels": 1, "image_size": cfg["size"]})
+    fmt = torch.channels_last if channels_last and conv else torch.contiguous_format
+    G, D = G.to(device, memory_format=fmt), D.to(device, memory_format=fmt)
+    if conv:  # WGAN-GP Algorithm 1, the seed's settings
+        opt_g = torch.optim.Adam(G.parameters(), 1e-4, betas=(0.0, 0.9))
+        opt_d = torch.optim.Adam(D.parameters(), 1e-4, betas=(0.0, 0.9))
+    else:  # Sec. 4.1: SGD with momentum
+        opt_g = torch.optim.SGD(G.parameters(), 0.1, momentum=0.5)
+        opt_d = torch.optim.SGD(D.parameters(), 0.1, momentum=0.5)
+    batch, size = cfg["batch"], cfg["size"]
+    real = (torch.rand(batch, 1, size, size, device=device) * 2 - 1).contiguous(memory_format=fmt)
+    labels = torch.arange(batch, device=device) % 10
+
+    def z():
+        return torch.randn(batch, 100, device=device) if conv else torch.rand(batch, 100, device=device)
+
+    def step(prec):
+        for _ in range(5 if conv else 1):
+            if conv:
+                critic_step(G, D, opt_d, real, labels, z(), prec, 10.0)
+            else:
+                discriminator_step(G, D, opt_d, real, labels, z(), prec)
+        return generator_step(G, D, opt_g, z(), labels, prec, wgan_generator_loss if conv else generator_loss)
+
+    return step
+
+
 CONFIGS = {  # name: (builder, config, description)
     "dcgan": (build_dcgan, {"size": 64, "ngf": 128, "batch": 128}, "64x64x3, ngf=ndf=128 (paper), batch 128"),
     "dcgan-demo": (build_dcgan, {"size": 32, "ngf": 32, "batch": 128}, "32x32x3, ngf=ndf=32 (demo), batch 128"),
@@ -117,6 +151,12 @@ CONFIGS = {  # name: (builder, config, description)
                 "64x64x3, ngf=ndf=64, layer norm, batch 64, 5 penalised critic steps per generator step"),
     "wgan_gp-demo": (build_wgan_gp, {"size": 32, "ngf": 32, "batch": 64},
                      "32x32x3, ngf=ndf=32 (demo), batch 64, n_critic 5"),
+    "cgan": (build_cgan, {"arch": "conv", "size": 64, "ngf": 16, "batch": 64},
+             "conv (seed): 64x64x1, ngf=ndf=16, batch 64, 5 penalised critic steps per generator step"),
+    "cgan-demo": (build_cgan, {"arch": "conv", "size": 32, "ngf": 16, "batch": 64},
+                  "conv (seed): 32x32x1, ngf=ndf=16, batch 64, n_critic 5"),
+    "cgan-mlp": (build_cgan, {"arch": "mlp", "size": 28, "batch": 100},
+                 "mlp (Sec. 4.1): 28x28x1, maxout D, dropout 0.5, batch 100, k = 1"),
 }
 
 

@@ -43,3 +43,17 @@ def test_rows_are_merged_by_name_so_one_entry_can_be_remeasured(tmp_path):
     assert [(r["model"], r["fid"]) for r in merged] == [("real data (A vs B)", 14.0), ("dcgan", 50.0),
                                                         ("simple_gan", 800.0)]
     assert all("date" in r for r in merged) and quality.merge_rows(path, []) == merged  # kept on disk
+
+
+def test_a_conditional_entry_reports_class_accuracy_in_its_column(tmp_path):
+    quality = load_quality()
+    results = tmp_path / "RESULTS.md"
+    rows = quality.main(["--only", "cgan-mlp", "--budget-minutes", "0.02", "--n", "64", "--no-zero-step",
+                         "--runs", str(tmp_path / "runs"), "--results", str(results)])
+    reference, trained = rows
+    assert trained["model"] == "cgan-mlp" and trained["steps"] >= 1
+    assert 0.0 <= trained["class_accuracy"] <= 1.0 and "class_accuracy" not in reference
+    line = next(x for x in results.read_text().splitlines() if x.startswith("| cgan-mlp |"))
+    assert f"| {trained['class_accuracy']:.3f} |" in line  # the class-accuracy cell, not a dash
+    reference_line = next(x for x in results.read_text().splitlines() if x.startswith("| real data"))
+    assert reference_line.split("|")[11].strip() == "-"  # unconditional rows leave the column empty
