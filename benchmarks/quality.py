@@ -97,7 +97,7 @@ def train_and_evaluate(name: str, entry: dict, opt) -> dict:
     record = last_record(jsonl)
     return {**record, "model": name, "data": f"{entry['data']} {entry['size']}x{entry['size']}",
             "setting": entry["note"], "budget": f"{opt.budget_minutes:g} min", "steps": record["step"],
-            "train_s": train_s, "eval_s": eval_s}
+            "train_s": train_s, "eval_s": eval_s, **machine()}
 
 
 def zero_step_dcgan(opt, size: int = 32) -> dict:
@@ -116,7 +116,8 @@ def zero_step_dcgan(opt, size: int = 32) -> dict:
     z = sample_z(evaluator.n, 100, generator=torch.Generator().manual_seed(opt.seed))
     report = evaluator(metrics.generate(G, z, "cpu"))
     return {"model": "dcgan, 0 steps", "data": f"digits {size}x{size}", "setting": "G as initialised (random)",
-            "budget": "0", "steps": 0, "train_s": 0.0, "eval_s": time.perf_counter() - start, **report}
+            "budget": "0", "steps": 0, "train_s": 0.0, "eval_s": time.perf_counter() - start, **report,
+            **machine(precision="fp32")}
 
 
 def real_reference(opt, size: int) -> dict:
@@ -126,34 +127,64 @@ def real_reference(opt, size: int) -> dict:
     start = time.perf_counter()
     report = metrics.Evaluator(Digits(size), "digits", n=opt.n, seed=opt.seed).real_vs_real()
     return {"model": "real data (A vs B)", "data": f"digits {size}x{size}", "setting": "reference: the floor",
-            "budget": "-", "steps": "-", "train_s": 0.0, "eval_s": time.perf_counter() - start, **report}
+            "budget": "-", "steps": "-", "train_s": 0.0, "eval_s": time.perf_counter() - start, **report,
+            **machine(precision="-")}
 
 
 def fmt(value, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def machines(rows: list[dict]) -> list[str]:
+    """The distinct machines of the rows, in order of first appearance: footnotes [1], [2], ..."""
+    seen: list[str] = []
+    for r in rows:
+        if r.get("hardware", UNRECORDED) not in seen:
+            seen.append(r.get("hardware", UNRECORDED))
+    return seen
+
+
 def table(rows: list[dict]) -> str:
+    footnote = {h: i + 1 for i, h in enumerate(machines(rows))}
     lines = ["| model | data | setting | budget | steps | FID | KID | IS | SWD x1e3 | MS-SSIM | class acc. | n "
-             "| train s | eval s | measured |",
+             "| train s | eval s | measured (machine, precision) |",
              "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
+        where = f"[{footnote[r.get('hardware', UNRECORDED)]}], {r.get('precision', '?')}"
         lines.append(f"| {r['model']} | {r['data']} | {r['setting']} | {r['budget']} | {r['steps']} | "
                      f"{fmt(r['fid'], 2)} | {fmt(r['kid'], 2)} | {fmt(r.get('is'), 2)} | {fmt(r.get('swd'), 1)} | "
                      f"{fmt(r['ms_ssim'], 3)} | {fmt(r.get('class_accuracy'), 3)} | {r['n']} | {r['train_s']:.0f} | "
-                     f"{r['eval_s']:.0f} | {r.get('date', '-')} |")
+                     f"{r['eval_s']:.0f} | {r.get('date', '-')} {where} |")
     return "\n".join(lines)
 
 
+UNRECORDED = "not recorded (rows from before quality.py stored the machine)"
+
+
 def hardware() -> str:
+    """CPU, its vector capability (and native bf16, which decides --precision auto), torch, Python."""
     import torch
+
+    from common.device import cpu_has_fast_bf16
 
     cpu = platform.processor() or platform.machine()
     try:
         cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, Python {platform.python_version()}"
+    vector = torch.backends.cpu.get_cpu_capability() + (", native bf16" if cpu_has_fast_bf16() else ", no native bf16")
+    return (f"{cpu}, {os.cpu_count()} logical CPUs ({vector}), torch {torch.__version__}, "
+            f"Python {platform.python_version()}")
+
+
+def machine(precision: str | None = None) -> dict:
+    """Where a row was measured: the hardware and the precision its training used (`--precision
+    auto`, as the folders' train.py resolve it on this machine's CPU, unless given)."""
+    import torch
+
+    from common.device import resolve_precision
+
+    return {"hardware": hardware(), "precision": precision or resolve_precision("auto", torch.device("cpu"))}
 
 
 def section(rows: list[dict], opt, argv: list[str]) -> str:
@@ -165,7 +196,8 @@ def section(rows: list[dict], opt, argv: list[str]) -> str:
         f"Command: `python benchmarks/quality.py {' '.join(argv)}`".replace("`python benchmarks/quality.py `",
                                                                             "`python benchmarks/quality.py`")
         + " (the last one; rows from earlier runs keep their date, and `--only NAME` re-measures one entry)",
-        f"Hardware: {hardware()}.",
+        "Machines: " + "; ".join(f"[{i + 1}] {h}" for i, h in enumerate(machines(rows))) + ". Budgets are "
+        "wall-clock, so compare steps and metrics between rows of the same machine.",
         f"Features: {'; '.join(features)}. FID/KID/IS here are **not** comparable with Inception-based values "
         "in papers; compare rows with each other and with the real-data row.",
         "",

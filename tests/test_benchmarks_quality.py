@@ -22,6 +22,7 @@ def test_quality_runs_end_to_end_and_writes_its_table(tmp_path):
     assert [r["model"] for r in rows] == ["real data (A vs B)", "dcgan, 0 steps", "simple_gan"]
     reference, random_g, trained = rows
     assert trained["steps"] >= 1 and trained["n"] == reference["n"] == 64
+    assert trained["precision"] in ("fp32", "bf16") and trained["hardware"] == reference["hardware"]
     assert reference["fid"] < trained["fid"] and reference["fid"] < random_g["fid"]
     text = results.read_text()
     assert text.startswith("# Benchmark results\n\nkept above\n")
@@ -57,3 +58,16 @@ def test_a_conditional_entry_reports_class_accuracy_in_its_column(tmp_path):
     assert f"| {trained['class_accuracy']:.3f} |" in line  # the class-accuracy cell, not a dash
     reference_line = next(x for x in results.read_text().splitlines() if x.startswith("| real data"))
     assert reference_line.split("|")[11].strip() == "-"  # unconditional rows leave the column empty
+
+
+def test_rows_from_different_machines_get_different_footnotes():
+    quality = load_quality()
+    base = {"data": "digits 32x32", "setting": "s", "budget": "10 min", "steps": 5, "fid": 1.0, "kid": 1.0,
+            "ms_ssim": 0.3, "n": 10, "train_s": 1.0, "eval_s": 1.0, "date": "2026-11-24"}
+    rows = [{**base, "model": "a", "hardware": "CPU one", "precision": "bf16"},
+            {**base, "model": "b"},  # measured before rows stored their machine
+            {**base, "model": "c", "hardware": "CPU one", "precision": "fp32"}]
+    lines = quality.table(rows).splitlines()[2:]
+    assert lines[0].endswith("| 2026-11-24 [1], bf16 |") and lines[2].endswith("| 2026-11-24 [1], fp32 |")
+    assert lines[1].endswith("| 2026-11-24 [2], ? |")
+    assert quality.machines(rows) == ["CPU one", quality.UNRECORDED]
