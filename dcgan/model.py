@@ -139,16 +139,20 @@ class MinibatchDiscrimination(nn.Module):
 
     f(x_i) in R^A is multiplied by a tensor T in R^{A x B x C}, giving M_i in R^{B x C};
     for each of the B kernels, c_b(x_i, x_j) = exp(-||M_{i,b} - M_{j,b}||_L1), and
-    o(x_i)_b = sum_j c_b(x_i, x_j). Returns o(X) in R^{n x B}.
+    o(x_i)_b = sum_j c_b(x_i, x_j) + bias_b. Returns o(X) in R^{n x B}.
 
-    `include_self`: the paper's sum runs over every j, so j = i adds exp(0) = 1 to every
-    o(x_i)_b, a constant that carries no information; the authors' code masks it out
-    (adds 1e6 to the diagonal distances), and so do we by default. With it excluded, a
-    minibatch of identical samples (a collapsed G) gives o = n - 1 in every kernel.
+    `include_self`: the paper's formula sums over every j (its text says "to all other
+    samples"), so j = i would add exp(0) = 1 to every o(x_i)_b, a constant that carries no
+    information; the authors' code masks it out (adds 1e6 to the diagonal distances), and so
+    do we by default. With it excluded, a minibatch of identical samples (a collapsed G)
+    gives o - bias = n - 1 in every kernel.
 
-    T ~ N(0, 1/A) (fan-in scaling, so M's entries have the size of f's entries and the
-    L1 distances start at a few units, where exp(-d) still has a gradient). The authors
-    use a weight-normalised T with a data-dependent initialisation; see README.
+    Scale (not in the paper; the authors' code, see README): T starts as N(0, 1/A), then
+    `initialise_from` rescales each kernel on a batch of real features so that the mean L1
+    distance from an example to its nearest neighbour is 2, and sets `bias` so that o has
+    mean 0 on that batch. Without it o reaches tens (up to n - 1) while f is of order 1, and
+    D's output learns from o far faster than from f: on the digits D then won at once and G
+    never recovered (README).
     """
 
     def __init__(self, in_features: int, kernels: int = 100, kernel_dims: int = 5, include_self: bool = False):
@@ -156,18 +160,38 @@ class MinibatchDiscrimination(nn.Module):
         self.in_features, self.kernels, self.kernel_dims = in_features, kernels, kernel_dims
         self.include_self = include_self
         self.T = nn.Parameter(torch.randn(in_features, kernels, kernel_dims) / math.sqrt(in_features))
+        self.bias = nn.Parameter(torch.zeros(kernels))  # per kernel, added to o (the authors' code)
+
+    def distances(self, f: torch.Tensor) -> torch.Tensor:
+        """[b, i, j] = ||M_{i,b} - M_{j,b}||_L1, with M_i = f(x_i) T."""
+        n = f.shape[0]
+        M = (f @ self.T.view(self.in_features, -1)).view(n, self.kernels, self.kernel_dims)
+        rows = M.transpose(0, 1)  # (B, n, C): row b of every M_i
+        # cdist is 1.7x faster on the CPU than broadcasting to (n, n, B, C) and takes
+        # n*n*B memory instead of n*n*B*C
+        return torch.cdist(rows, rows, p=1)
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
         n = f.shape[0]
-        M = (f @ self.T.view(self.in_features, -1)).view(n, self.kernels, self.kernel_dims)  # M_i = f(x_i) T
-        rows = M.transpose(0, 1)  # (B, n, C): row b of every M_i
-        # [b, i, j] = ||M_{i,b} - M_{j,b}||_L1; cdist is 1.7x faster on the CPU than broadcasting
-        # to (n, n, B, C) and takes n*n*B memory instead of n*n*B*C
-        l1 = torch.cdist(rows, rows, p=1)
-        c = torch.exp(-l1)  # c_b(x_i, x_j)
+        c = torch.exp(-self.distances(f))  # c_b(x_i, x_j)
         if not self.include_self:
             c = c * (1.0 - torch.eye(n, device=f.device, dtype=c.dtype))
-        return c.sum(dim=2).t()  # o(x_i)_b = sum_j c_b(x_i, x_j), as (n, B)
+        return c.sum(dim=2).t() + self.bias  # o(x_i)_b = sum_j c_b(x_i, x_j) + bias_b, as (n, B)
+
+    @torch.no_grad()
+    def initialise_from(self, f: torch.Tensor, nearest: float = 2.0) -> None:
+        """The authors' data-dependent initialisation, on real features f (n >= 2 examples):
+        T[:, b, :] *= nearest / (mean_i min_{j != i} ||M_{i,b} - M_{j,b}||_L1), then
+        bias_b = -mean_i (o(x_i)_b without bias)."""
+        n = f.shape[0]
+        if n < 2:
+            raise ValueError("minibatch discrimination's initialisation needs at least two examples")
+        l1 = self.distances(f.float())
+        l1.diagonal(dim1=1, dim2=2).fill_(float("inf"))  # an example is not its own neighbour
+        mean_nearest = l1.min(dim=2).values.mean(dim=1).clamp_min(1e-6)  # (B,)
+        self.T.mul_((nearest / mean_nearest).view(1, -1, 1))
+        self.bias.zero_()
+        self.bias.copy_(-self(f.float()).mean(dim=0))
 
     def extra_repr(self) -> str:
         return (f"A={self.in_features}, B={self.kernels}, C={self.kernel_dims}, "
@@ -191,6 +215,21 @@ class MinibatchDiscriminator(Discriminator):
         width = ndf * 2 ** (num_blocks(image_size) - 1)
         self.minibatch = MinibatchDiscrimination(width * 4 * 4, kernels, kernel_dims)
         self.minibatch_out = nn.Linear(kernels, 1, bias=False)
+
+    @torch.no_grad()
+    def initialise_minibatch_layer(self, real: torch.Tensor) -> None:
+        """Set T's scale and o's bias from a batch of real images (`MinibatchDiscrimination.
+        initialise_from`; the authors' code does this on real data before training). f is
+        computed as the D step computes it, BatchNorm on the batch's own statistics, and
+        the BatchNorm running statistics are left as they were."""
+        saved = [b.clone() for b in self.buffers()]
+        was_training = self.training
+        self.train()
+        f = self.features(real).flatten(1)
+        self.train(was_training)
+        for buffer, value in zip(self.buffers(), saved):
+            buffer.copy_(value)
+        self.minibatch.initialise_from(f)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.features(x)  # last hidden layer, width x 4 x 4

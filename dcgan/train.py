@@ -208,6 +208,13 @@ def sample(G: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
     return images
 
 
+def spread_batch(dataset, n: int) -> torch.Tensor:
+    """n real images at evenly spaced indices: a fixed batch that needs no RNG and no loader
+    (so the training run's random stream and data order stay those of a plain run)."""
+    idx = torch.linspace(0, len(dataset) - 1, min(n, len(dataset))).long()
+    return torch.stack([dataset[int(i)][0] for i in idx])
+
+
 def improved_techniques_on(opt) -> list[str]:
     """The Salimans et al. techniques this run uses, for the start-up line."""
     on = []
@@ -252,6 +259,8 @@ def main(opt) -> Path:
         G.z_ref.copy_(sample_z(opt.vbn_ref_size, opt.nz, opt.z_dist, generator=ref_rng))
     G = cdev.prepare_model(G, device, channels_last)
     D = cdev.prepare_model(D, device, channels_last)
+    if opt.minibatch_discrimination:  # Sec. 3.2 with the authors' data-dependent scale (a resume overwrites it)
+        D.initialise_minibatch_layer(cdev.to_input(spread_batch(dataset, opt.batch_size), device, channels_last))
     opt_g = torch.optim.Adam(G.parameters(), lr=opt.lr, betas=(opt.beta1, opt.beta2))
     opt_d = torch.optim.Adam(D.parameters(), lr=opt.lr, betas=(opt.beta1, opt.beta2))
     ema = EMA(G, opt.ema_decay) if opt.ema_decay > 0 else None

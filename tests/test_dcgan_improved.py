@@ -138,8 +138,43 @@ def test_minibatch_discriminator_feeds_f_and_o_to_one_output_layer():
     assert not torch.allclose(D(x)[0], D(x2)[0])
     plain = Discriminator(4, 1, 8).apply(init_weights).eval()
     torch.testing.assert_close(plain(x)[0], plain(x2)[0])
-    # parameters: D's own plus T (A x B x C) and the B output weights
-    assert n_params(D) == n_params(plain) + 64 * 3 * 2 + 3
+    # parameters: D's own plus T (A x B x C), o's B biases and the B output weights
+    assert n_params(D) == n_params(plain) + 64 * 3 * 2 + 3 + 3
+
+
+def test_data_dependent_initialisation_sets_nearest_distance_two_and_centres_o():
+    """The authors' initialisation: on the given batch, each kernel's mean nearest-neighbour
+    L1 distance becomes 2 and each kernel's o has mean 0."""
+    torch.manual_seed(0)
+    layer = MinibatchDiscrimination(12, kernels=4, kernel_dims=3)
+    f = torch.randn(20, 12) * 5.0  # far from the scale N(0, 1/A) was chosen for
+    T0 = layer.T.detach().clone()
+    layer.initialise_from(f)
+    l1 = layer.distances(f) + torch.eye(20) * 1e9  # j = i is not a neighbour
+    torch.testing.assert_close(l1.min(dim=2).values.mean(dim=1), torch.full((4,), 2.0))
+    torch.testing.assert_close(layer(f).mean(dim=0), torch.zeros(4), atol=1e-6, rtol=0)
+    ratio = layer.T.detach() / T0  # each kernel's slice of T is scaled by one positive number
+    assert torch.allclose(ratio, ratio[:, :, :1].expand_as(ratio)) and bool((ratio > 0).all())
+    assert torch.allclose(ratio[0, :, 0], ratio[5, :, 0])
+    with pytest.raises(ValueError, match="two examples"):
+        layer.initialise_from(f[:1])
+
+
+def test_initialising_the_minibatch_layer_leaves_batch_norm_and_the_rng_alone():
+    torch.manual_seed(0)
+    D = MinibatchDiscriminator(8, 1, 16, kernels=5, kernel_dims=2).apply(init_weights)
+    real = torch.rand(10, 1, 16, 16) * 2 - 1
+    buffers = {k: v.clone() for k, v in D.named_buffers()}
+    rng = torch.get_rng_state()
+    D.eval()
+    D.initialise_minibatch_layer(real)
+    assert not D.training  # the mode is restored
+    assert all(torch.equal(buffers[k], v) for k, v in D.named_buffers())
+    assert torch.equal(torch.get_rng_state(), rng)
+    D.train()
+    o = D.minibatch(D.features(real).flatten(1))  # f as the D step computes it: batch statistics
+    torch.testing.assert_close(o.mean(dim=0), torch.zeros(5), atol=1e-5, rtol=0)
+    assert torch.equal(dcgan_train.spread_batch(list(zip(real, range(10))), 4), real[[0, 3, 6, 9]])
 
 
 def test_minibatch_features_are_computed_per_minibatch_real_and_fake_apart():
@@ -313,6 +348,7 @@ def test_train_script_with_every_technique_writes_a_complete_checkpoint(all_on_r
     assert (o["historical_averaging"], o["label_smoothing"], o["vbn_ref_size"]) == (0.01, 0.9, 8)
     assert (o["minibatch_kernels"], o["minibatch_dims"]) == (100, 5)  # the authors' B and C by default
     assert payload["models"]["D"]["minibatch.T"].shape == (16 * 4 * 4, 100, 5)
+    assert payload["models"]["D"]["minibatch.bias"].abs().sum() > 0  # initialised from real data
     # the reference batch drawn at the start (its own seed), kept through training
     expected = sample_z(8, 100, "uniform", generator=torch.Generator().manual_seed(o["seed"] + 2))
     assert torch.equal(payload["models"]["G"]["z_ref"], expected)
