@@ -1,4 +1,4 @@
-"""The flags every train.py shares, with the same names and meanings everywhere.
+"""The flags every train.py (and every evaluate.py) shares, with the same names and meanings everywhere.
 
 Paper hyper-parameters (batch size, learning rates, epochs, image size) are
 declared in each train.py, next to the paper they come from; this adds the
@@ -72,3 +72,22 @@ def default_out(opt, model: str) -> str:
 
     name = Path(opt.data).name if opt.data not in ("", ".") else "data"
     return str(Path("runs") / f"{model}-{name}")
+
+
+def add_evaluate_args(parser: argparse.ArgumentParser, *, model: str) -> None:
+    """The flags every evaluate.py shares (common/metrics.py does the measuring)."""
+    from common.metrics import INCEPTION_FILE
+
+    parser.add_argument("--checkpoint", required=True, help=f"a checkpoint written by {model}/train.py")
+    parser.add_argument("--n", type=positive_int, default=None,
+                        help="generated (and real) images (default: half the data, at most 10,000)")
+    parser.add_argument("--features", default="offline", choices=["offline", "inception"],
+                        help="offline: the project's digit-classifier features, no download (default); "
+                             "inception: torch-fidelity's InceptionV3, needs its weights file")
+    parser.add_argument("--inception-weights", default=None, metavar="PATH",
+                        help=f"{INCEPTION_FILE} (default: torch hub's checkpoints folder)")
+    parser.add_argument("--real", action="store_true", help="also report real half A against half B (reference)")
+    parser.add_argument("--data-root", default=None, help="override the data root stored in the checkpoint")
+    parser.add_argument("--jsonl", default=None, help="append results here (default: <run>/metrics.jsonl)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for z and the metrics' random draws (default 0)")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default auto)")

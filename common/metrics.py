@@ -402,6 +402,18 @@ def scalars(report: dict) -> dict:
     return {f"eval_{tag}/{k}": report[k] for k in keys if k in report}
 
 
+def report_records(records: list[dict], checkpoint: str | Path, jsonl: str | Path | None = None) -> Path:
+    """evaluate.py's output: a line per record on the terminal, and the records appended as JSON
+    lines to `jsonl`, by default <run>/metrics.jsonl beside the checkpoint's checkpoints/ folder."""
+    path = Path(jsonl) if jsonl else Path(checkpoint).resolve().parents[1] / "metrics.jsonl"
+    for record in records:
+        label = f"generated (step {record['step']})" if record["what"] == "generated" else record["what"]
+        print(f"{label}: {format_report(record)}")
+        append_jsonl(path, record)
+    print(f"appended to {path}")
+    return path
+
+
 def append_jsonl(path: str | Path, record: dict) -> Path:
     """Append one JSON object per line (metrics.jsonl in the run directory)."""
     path = Path(path)

@@ -21,7 +21,7 @@ import torch
 
 from common import metrics
 from common.checkpoint import load_for_inference
-from common.cli import positive_int
+from common.cli import add_evaluate_args
 from common.device import pick_device
 from common.errors import run_main
 from simple_gan.dataset import build_dataset
@@ -33,19 +33,7 @@ MODEL_NAME = "simple_gan"
 
 def parse_opt(argv=None):
     p = argparse.ArgumentParser(description="Evaluate a trained simple GAN against its training data.")
-    p.add_argument("--checkpoint", required=True, help="a checkpoint written by simple_gan/train.py")
-    p.add_argument("--n", type=positive_int, default=None,
-                   help="generated (and real) images (default: half the data, at most 10,000)")
-    p.add_argument("--features", default="offline", choices=["offline", "inception"],
-                   help="offline: the project's digit-classifier features, no download (default); "
-                        "inception: torch-fidelity's InceptionV3, needs its weights file")
-    p.add_argument("--inception-weights", default=None, metavar="PATH",
-                   help=f"{metrics.INCEPTION_FILE} (default: torch hub's checkpoints folder)")
-    p.add_argument("--real", action="store_true", help="also report real half A against half B (reference)")
-    p.add_argument("--data-root", default=None, help="override the data root stored in the checkpoint")
-    p.add_argument("--jsonl", default=None, help="append results here (default: <run>/metrics.jsonl)")
-    p.add_argument("--seed", type=int, default=0, help="seed for z and the metrics' random draws (default 0)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default auto)")
+    add_evaluate_args(p, model=MODEL_NAME)
     return p.parse_args(argv)
 
 
@@ -66,12 +54,7 @@ def main(opt) -> list[dict]:
     records = [{**common, "what": "generated", **evaluator(metrics.generate(G, z, device))}]
     if opt.real:
         records.append({**common, "what": "real A vs B", **evaluator.real_vs_real()})
-    jsonl = Path(opt.jsonl) if opt.jsonl else Path(opt.checkpoint).resolve().parents[1] / "metrics.jsonl"
-    for record in records:
-        label = f"generated (step {record['step']})" if record["what"] == "generated" else record["what"]
-        print(f"{label}: {metrics.format_report(record)}")
-        metrics.append_jsonl(jsonl, record)
-    print(f"appended to {jsonl}")
+    metrics.report_records(records, opt.checkpoint, opt.jsonl)
     return records
 
 
