@@ -135,13 +135,12 @@ def fmt(value, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+UNRECORDED = "not recorded (rows from before quality.py stored the machine)"
+
+
 def machines(rows: list[dict]) -> list[str]:
     """The distinct machines of the rows, in order of first appearance: footnotes [1], [2], ..."""
-    seen: list[str] = []
-    for r in rows:
-        if r.get("hardware", UNRECORDED) not in seen:
-            seen.append(r.get("hardware", UNRECORDED))
-    return seen
+    return list(dict.fromkeys(r.get("hardware", UNRECORDED) for r in rows))
 
 
 def table(rows: list[dict]) -> str:
@@ -156,9 +155,6 @@ def table(rows: list[dict]) -> str:
                      f"{fmt(r['ms_ssim'], 3)} | {fmt(r.get('class_accuracy'), 3)} | {r['n']} | {r['train_s']:.0f} | "
                      f"{r['eval_s']:.0f} | {r.get('date', '-')} {where} |")
     return "\n".join(lines)
-
-
-UNRECORDED = "not recorded (rows from before quality.py stored the machine)"
 
 
 def hardware() -> str:

@@ -50,9 +50,9 @@ def real_dataset(o: dict, data_root: str | None):
 
 
 def real_labels(dataset, seed: int, n: int) -> torch.Tensor:
-    """The labels of real half A (common.metrics.real_reference's split), for the reference accuracy."""
-    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
-    return torch.tensor([int(dataset[int(i)][1]) for i in order[:n]])
+    """The labels of real half A (common.metrics.reference_split), for the reference accuracy."""
+    half_a, _ = metrics.reference_split(len(dataset), n, seed)
+    return torch.tensor([int(dataset[int(i)][1]) for i in half_a])
 
 
 def main(opt) -> list[dict]:

@@ -230,7 +230,6 @@ def init_mlp_weights(module: nn.Module, irange: float) -> None:
         nn.init.zeros_(module.bias)
 
 
-
 # ==================================================================== both
 def build_models(o: dict) -> tuple[nn.Module, nn.Module]:
     """(G, D) for the options `o` (train.py's resolved options, or a checkpoint's), initialised."""

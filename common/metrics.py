@@ -304,15 +304,21 @@ def lpips(pred: torch.Tensor, target: torch.Tensor, net: str = "alex") -> float:
 
 
 # ---------------------------------------------------------------- whole reports
-def real_reference(dataset, n: int | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two disjoint halves (A, B) of the real data, a fixed permutation, each of `n` images
-    at most (default: half the data, capped at 10,000). Generated sets are compared with B;
-    A against B is the real-data reference, computed with the same n."""
-    half = len(dataset) // 2
+def reference_split(size: int, n: int | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of halves A and B of a dataset of `size` items: a fixed permutation, each half
+    `n` items at most (default: half the data, capped at 10,000)."""
+    half = size // 2
     n = min(n or 10_000, half)
-    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
+    order = torch.randperm(size, generator=torch.Generator().manual_seed(seed))
+    return order[:n], order[half:half + n]
+
+
+def real_reference(dataset, n: int | None = None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two disjoint halves (A, B) of the real data (`reference_split`). Generated sets are
+    compared with B; A against B is the real-data reference, computed with the same n."""
     stack = lambda idx: torch.stack([dataset[int(i)][0] for i in idx]).float()  # noqa: E731
-    return stack(order[:n]), stack(order[half:half + n])
+    a, b = reference_split(len(dataset), n, seed)
+    return stack(a), stack(b)
 
 
 def image_report(images: torch.Tensor, reference: torch.Tensor, extractor, *, seed: int = 0,

@@ -38,7 +38,7 @@ from common import run as crun
 from common.checkpoint import Checkpointer
 from common.cli import add_common_args, default_out, positive_float, positive_int
 from common.errors import run_main
-from common.penalty import interpolate, penalty_at
+from common.penalty import gradient_penalty
 from wgan_gp.dataset import build_dataset
 from wgan_gp.model import CRITIC_NORMS, Critic, Generator, init_weights
 from wgan_gp.utils import sample_z
@@ -97,14 +97,17 @@ def generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
 def critic_step(G, C, opt_c, real: torch.Tensor, z: torch.Tensor, prec: cdev.Precision, lambda_gp: float) -> dict:
     """Lines 2-8 for one t: score real, fake and interpolates, one Adam step on eq. 3.
 
-    One critic pass scores all three (3m images): without batch statistics that is the
-    same as three passes, in fewer and larger calls. The fakes carry no graph to G."""
+    Real and fake are scored in one call (2m images; the critic has no batch statistics, so
+    that equals two calls), the interpolates in a call of their own: the penalty's input
+    gradient, and its second backward, then run over m rows. Scored together with real and
+    fake they ran over all 3m (zeros for 2m), which made a critic step 1.4-1.6x slower on the
+    CPU (benchmarks/README.md). The fakes carry no graph to G."""
     with torch.no_grad(), prec.autocast():
         fake = distributed.unwrap(G)(z)
-    x_hat = interpolate(real, fake)  # eps ~ U[0, 1] per example (line 5), requires grad
     with prec.autocast():
-        real_scores, fake_scores, hat_scores = C(torch.cat([real, fake, x_hat])).split(real.shape[0])
-        penalty = penalty_at(hat_scores, x_hat, scaler=prec.scaler)  # ||grad_x_hat D(x_hat)||: create_graph
+        real_scores, fake_scores = C(torch.cat([real, fake])).split(real.shape[0])
+        # x_hat = eps x + (1 - eps) x~, eps ~ U[0, 1] per example (line 5); ||grad_x_hat D(x_hat)||, create_graph
+        penalty = gradient_penalty(C, real, fake, scaler=prec.scaler)
         loss_c = critic_loss(real_scores, fake_scores, penalty, lambda_gp)
     opt_c.zero_grad(set_to_none=True)
     prec.scaler.scale(loss_c).backward()
