@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -86,8 +87,8 @@ def last_record(path: Path) -> dict:
 def train_and_evaluate(name: str, entry: dict, opt) -> dict:
     out = Path(opt.runs) / name
     jsonl = out / "quality.jsonl"
-    for stale in (out / "checkpoints" / "last.pt", jsonl):  # a fresh run, not a resumed one
-        stale.unlink(missing_ok=True)
+    # a fresh run, not a resumed one, with nothing of an earlier one (TensorBoard events, grids) left to mix in
+    shutil.rmtree(out, ignore_errors=True)
     train_s = run([sys.executable, f"{entry['folder']}/train.py", "--data", entry["data"], *entry["args"],
                    "--seed", str(opt.seed), "--max-minutes", str(opt.budget_minutes), "--out", str(out),
                    "--sample-every", "1000000", "--save-every", "1000000"])
