@@ -68,6 +68,27 @@ def resolve_channels_last(flag: bool | None, device: torch.device) -> bool:
     return flag
 
 
+class GradScaler(torch.amp.GradScaler):
+    """torch's GradScaler, counting the updates whose gradients overflowed.
+
+    GradScaler.step skips an optimizer step whose gradients hold an inf/NaN and update()
+    then lowers the scale: that is how fp16 training finds its scale, not an error.
+    `skipped_updates` lets common.loop tell such a step from a diverged run."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.skipped_updates = 0
+
+    def update(self, new_scale=None) -> None:
+        if not self.is_enabled() or new_scale is not None:
+            super().update(new_scale)
+            return
+        before = self.get_scale()
+        super().update()
+        if self.get_scale() < before:  # only an overflow lowers the scale (backoff_factor < 1)
+            self.skipped_updates += 1
+
+
 class Precision:
     """Autocast context and GradScaler for one `--precision` choice.
 
@@ -81,7 +102,7 @@ class Precision:
         self.device = device
         self.mode = resolve_precision(precision, device)
         self.dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[self.mode]
-        self.scaler = torch.amp.GradScaler(device.type, enabled=self.mode == "fp16")
+        self.scaler = GradScaler(device.type, enabled=self.mode == "fp16")
 
     def autocast(self):
         if self.mode == "fp32":

@@ -4,9 +4,10 @@
     x_hat = eps * x + (1 - eps) * x_tilde,  eps ~ U[0, 1] per sample.
 
 The caller multiplies by lambda (10 in the paper). Under AMP the gradient is
-taken of the *scaled* output and unscaled afterwards, as PyTorch's AMP examples
-prescribe for gradient penalties, so fp16 gradients neither underflow nor leak
-the loss scale into the penalty. The norm is computed in fp32.
+taken of a *scaled* fp32 reduction of the scores and unscaled afterwards, as
+PyTorch's AMP examples ("gradient penalty") prescribe, so fp16 gradients neither
+underflow nor overflow at the scaler's initial scale, and the loss scale does not
+leak into the penalty. The norm is computed in fp32.
 """
 from __future__ import annotations
 
@@ -34,15 +35,25 @@ def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor, *, scaler=N
 def penalty_at(scores: torch.Tensor, x_hat: torch.Tensor, *, scaler=None, target: float = 1.0) -> torch.Tensor:
     """The penalty from critic scores already computed on x_hat (one per example).
 
+    Under fp16 the input gradient is taken of an fp32 reduction of the scores, scaled:
+    mean(scores) in fp32 times the GradScaler's scale, then the gradient is unscaled (and
+    multiplied by m, the batch size, to undo the mean) before the norm. Each score's
+    gradient is then scale / m, which fits fp16 (max 65504) at the scaler's initial
+    65536 for m >= 2; scaling the fp16 scores themselves, or their sum, makes it 65536,
+    an inf in fp16, and the penalty NaN. Should a grown scale overflow anyway, the
+    penalty is inf, the critic's gradients too, and GradScaler.step skips that update and
+    lowers the scale, as it does for any overflow (common.loop lets such a step pass).
+
     Give it the scores of a call on x_hat alone where speed matters: if x_hat was
     scored in one call together with other images, the input gradient and its
     second backward run over every row of that call (on the CPU, scoring real,
     fake and x_hat together made a WGAN-GP critic step 1.4-1.6x slower)."""
-    scale = 1.0
     if scaler is not None and scaler.is_enabled():
-        scale = scaler.get_scale()
-        scores = scores * scale
-    (grad,) = torch.autograd.grad(outputs=scores.sum(), inputs=x_hat, create_graph=True)
-    grad = grad.float() / scale
+        m, scale = scores.shape[0], scaler.get_scale()
+        (grad,) = torch.autograd.grad(outputs=scores.float().mean() * scale, inputs=x_hat, create_graph=True)
+        grad = grad.float() * (m / scale)
+    else:  # fp32 / bf16: no scale, so the plain sum (each score's gradient is 1)
+        (grad,) = torch.autograd.grad(outputs=scores.float().sum(), inputs=x_hat, create_graph=True)
+        grad = grad.float()
     norm = grad.flatten(1).norm(2, dim=1)
     return ((norm - target) ** 2).mean()

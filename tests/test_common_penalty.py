@@ -212,3 +212,60 @@ def test_penalty_at_scores_of_a_joint_forward_equals_the_separate_penalty():
     assert_close(joint, separate)
     assert_close(g_joint, g_separate)
     assert separate.item() > 0.01  # not a trivially zero penalty
+
+
+# ------------------------------------------------- fp16 + GradScaler, on the CPU
+def fp16_case(seed: int = 4):
+    """A critic whose fp16 scores are larger than 1 (so scores * 65536 is inf in fp16)."""
+    torch.manual_seed(seed)
+    critic = conv_critic()
+    with torch.no_grad():
+        critic[-1].bias.fill_(3.0)
+    real, fake = batches(seed)
+    return critic, real, fake, torch.rand(SHAPE[0], 1, 1, 1)
+
+
+def test_fp16_penalty_at_the_scalers_initial_scale_is_finite_and_equals_fp32():
+    """Autocast fp16 (which the CPU also runs) with an enabled GradScaler at its initial
+    scale, 65536 > fp16's largest value 65504: the scaled reduction is taken in fp32, so the
+    penalty is finite and equals the fp32 one. (Scaling the fp16 scores made it NaN.)"""
+    critic, real, fake, eps = fp16_case()
+    reference = gradient_penalty(critic, real, fake, eps=eps)
+    scaler = torch.amp.GradScaler("cpu")
+    assert scaler.is_enabled() and scaler.get_scale() == 65536.0
+    with torch.autocast("cpu", dtype=torch.float16):
+        assert critic(real).dtype == torch.float16 and (critic(real).abs() > 1).all()
+        gp = gradient_penalty(critic, real, fake, eps=eps, scaler=scaler)
+    assert math.isfinite(gp.item()) and reference.item() > 1e-3
+    assert_close(gp, reference, rtol=1e-2, atol=1e-3)
+
+
+def test_fp16_overflow_is_a_skipped_step_not_a_crash():
+    """A scale grown far past what fp16 holds: the penalty overflows (inf), the critic's
+    gradients too, and GradScaler skips the update (weights unchanged) and lowers its
+    scale; common.device.GradScaler counts the skip. At the lowered scale the next step
+    goes through."""
+    from common.device import GradScaler
+
+    critic, real, fake, eps = fp16_case(5)
+    opt = torch.optim.SGD(critic.parameters(), lr=0.01)
+    scaler = GradScaler("cpu", init_scale=2.0 ** 40)
+    before = [p.detach().clone() for p in critic.parameters()]
+    with torch.autocast("cpu", dtype=torch.float16):
+        gp = gradient_penalty(critic, real, fake, eps=eps, scaler=scaler)
+    assert not math.isfinite(gp.item())
+    opt.zero_grad()
+    scaler.scale(gp).backward()
+    scaler.step(opt)
+    scaler.update()
+    assert scaler.skipped_updates == 1 and scaler.get_scale() == 2.0 ** 39
+    assert all(torch.equal(a, b) for a, b in zip(before, critic.parameters()))  # the step was skipped
+    scaler.update(2.0 ** 10)  # (as if it had backed off many times) the next step is taken
+    with torch.autocast("cpu", dtype=torch.float16):
+        gp = gradient_penalty(critic, real, fake, eps=eps, scaler=scaler)
+    opt.zero_grad()
+    scaler.scale(gp).backward()
+    scaler.step(opt)
+    scaler.update()
+    assert math.isfinite(gp.item()) and scaler.skipped_updates == 1
+    assert not all(torch.equal(a, b) for a, b in zip(before, critic.parameters()))
