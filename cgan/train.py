@@ -35,8 +35,9 @@ from common import distributed
 from common import metrics as cmetrics
 from common import run as crun
 from common.checkpoint import Checkpointer
-from common.cli import add_common_args, default_out, positive_float, positive_int
+from common.cli import add_common_args, positive_float, positive_int
 from common.errors import run_main
+from common.loop import TrainLoop, n_params, setup
 from common.penalty import gradient_penalty
 from cgan.dataset import build_dataset
 from cgan.model import ARCHS, build_models
@@ -155,7 +156,7 @@ def generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
 def make_fakes(G, z: torch.Tensor, labels: torch.Tensor, prec: cdev.Precision) -> torch.Tensor:
     """G(z | y) without a graph: the critic/discriminator step does not train G."""
     with torch.no_grad(), prec.autocast():
-        return distributed.unwrap(G)(z, labels)
+        return distributed.unwrap_ddp(G)(z, labels)  # still compiled
 
 
 def critic_step(G, C, opt_c, real: torch.Tensor, labels: torch.Tensor, z: torch.Tensor,
@@ -192,7 +193,7 @@ def discriminator_step(G, D, opt_d, real: torch.Tensor, labels: torch.Tensor, z:
 
 def generator_step(G, D, opt_g, z: torch.Tensor, labels: torch.Tensor, prec: cdev.Precision, loss_fn) -> dict:
     """One update of G against the current D / critic (`loss_fn`: wgan_generator_loss or generator_loss)."""
-    d = distributed.unwrap(D)  # plain module: no DDP sync of D's (unused) gradients
+    d = distributed.unwrap_ddp(D)  # no DDP sync of D's (unused) gradients; still compiled
     d.requires_grad_(False)  # gradients flow through D to G, not into D's weights
     with prec.autocast():
         loss_g = loss_fn(d(G(z, labels), labels))
@@ -226,60 +227,52 @@ def total_steps(opt, batches_per_epoch: int) -> int:
 
 
 def main(opt) -> Path:
-    info = distributed.setup(opt.device)
-    device = info.device
-    crun.seed_everything(opt.seed + info.rank)
-    prec = cdev.Precision(opt.precision, device)
-    # NHWC helps convolutions only; the MLP flattens its input
-    channels_last = cdev.resolve_channels_last(opt.channels_last, device) and opt.arch == "conv"
-    opt.out = default_out(opt, MODEL_NAME)
+    session = setup(opt, MODEL_NAME)  # torchrun, seed, device, precision, channels_last, run name
+    device, prec = session.device, session.prec
+    session.channels_last = session.channels_last and opt.arch == "conv"  # NHWC helps convolutions only
 
     dataset = build_dataset(opt)
     opt.channels, opt.num_classes = dataset.channels, dataset.num_classes
-    loader = cdata.make_loader(dataset, opt.batch_size, workers=opt.workers, seed=opt.seed, rank=info.rank,
-                               world_size=info.world_size, pin_memory=device.type == "cuda")
+    loader = session.loader(dataset, opt.batch_size)
 
     G, D = build_models(vars(opt))
-    G = cdev.prepare_model(G, device, channels_last)
-    D = cdev.prepare_model(D, device, channels_last)
+    G = cdev.prepare_model(G, device, session.channels_last)
+    D = cdev.prepare_model(D, device, session.channels_last)
     opt_g, opt_d = build_optimizers(opt, G, D)
 
     options = crun.options_dict(opt)
-    run = crun.Run(opt.out, options, info.is_main)
+    run = crun.Run(opt.out, options, session.is_main)
     ckpt = Checkpointer(run.checkpoints, model_name=MODEL_NAME, models={"G": G, "D": D},
                         optimizers={"G": opt_g, "D": opt_d}, scaler=prec.scaler, options=options,
-                        arch_options=ARCH_OPTIONS, is_main=info.is_main)
-    start_step, epoch = ckpt.resume(opt.resume)
-    G_train = distributed.wrap(cdev.maybe_compile(G, opt.compile), info)
-    D_train = distributed.wrap(cdev.maybe_compile(D, opt.compile), info)
+                        arch_options=ARCH_OPTIONS, is_main=session.is_main)
+    start_step, _ = ckpt.resume(opt.resume)
+    G_train, D_train = session.for_training(G), session.for_training(D)  # --compile, DDP
 
     # the sample grid: one row per class, one fixed z per column, from their own generator
     fixed_labels = class_grid_labels(opt.num_classes, GRID_COLUMNS)
     fixed_z = class_grid_z(opt.num_classes, GRID_COLUMNS, opt.nz, opt.z_dist, torch.Generator().manual_seed(opt.seed))
     steps_per_epoch = len(loader) / opt.n_critic
     total = total_steps(opt, len(loader))
-    if info.is_main:
+    if session.is_main:
         what = "WGAN-GP, Adam" if opt.arch == "conv" else "GAN loss, SGD + momentum"
         print(f"cGAN --arch {opt.arch} ({what}) {opt.image_size}x{opt.image_size}x{opt.channels}, "
-              f"{opt.num_classes} classes: G {sum(p.numel() for p in G.parameters()):,} / D "
-              f"{sum(p.numel() for p in D.parameters()):,} parameters; {prec}, channels_last={channels_last}; "
-              f"{len(dataset)} images, {len(loader)} batches/epoch, n_critic {opt.n_critic}, "
-              f"generator steps {start_step}->{total}")
+              f"{opt.num_classes} classes: G {n_params(G)} / D {n_params(D)} parameters; {prec}, "
+              f"channels_last={session.channels_last}; {len(dataset)} images, {len(loader)} batches/epoch, "
+              f"n_critic {opt.n_critic}, generator steps {start_step}->{total}; sample grids: row k = class k")
 
-    evaluator = eval_z = eval_labels = classifier = None
-    if opt.eval_every > 0 and info.is_main:  # the real half and its features once; its own latents
+    evaluate = None
+    if opt.eval_every > 0 and session.is_main:  # the real half and its features once; its own latents
         evaluator = cmetrics.Evaluator(dataset, opt.data, n=opt.eval_n, device=device)
         eval_z = sample_z(evaluator.n, opt.nz, opt.z_dist, generator=torch.Generator().manual_seed(opt.seed + 1))
         eval_labels = cycling_labels(evaluator.n, opt.num_classes)
         classifier = label_classifier(opt.data)
 
-    def evaluate(step: int, write) -> None:
-        images = generate(G, eval_z, eval_labels, device, seed=opt.seed + 1)
-        report = evaluator(images)
-        if classifier is not None:
-            report["class_accuracy"] = cmetrics.class_accuracy(classifier, images, eval_labels)
-        cmetrics.log_to_run(run, step, report, MODEL_NAME)
-        write(f"step {step}: {cmetrics.format_report(report)}")
+        def evaluate() -> dict:
+            images = generate(G, eval_z, eval_labels, device, seed=opt.seed + 1)
+            report = evaluator(images)
+            if classifier is not None:
+                report["class_accuracy"] = cmetrics.class_accuracy(classifier, images, eval_labels)
+            return report
 
     def d_step(real, labels, z) -> dict:
         if opt.arch == "conv":  # WGAN-GP critic
@@ -288,63 +281,31 @@ def main(opt) -> Path:
 
     g_loss = wgan_generator_loss if opt.arch == "conv" else generator_loss
 
-    def class_grid() -> torch.Tensor:
-        """The fixed-latent sample grid, row k = class k (its own seed: the run's RNG stays put)."""
-        return generate(G, fixed_z, fixed_labels, device, seed=opt.seed)
-
     # an endless stream of real (x, y) batches; step s has read exactly s * n_critic of them
     batches = cdata.iterate_steps(loader, start_step * opt.n_critic, 2**62)
-    step = start_step
-    budget = crun.TimeBudget(opt.max_minutes, info)
-    with run.progress(total, start_step) as bar, crun.GracefulStop(enabled=not info.enabled) as stop:
-        for step in range(start_step + 1, total + 1):
-            schedule = {}
-            if opt.arch == "mlp":  # Sec. 4.1: this update's lr and momentum, a function of the step alone
-                lr, mom = sgd_schedule(opt, step, steps_per_epoch)
-                set_sgd_hyperparameters(opt_d, lr, mom)
-                set_sgd_hyperparameters(opt_g, lr, mom)
-                schedule = {"lr": lr, "momentum": mom}
-            # ---- critic / discriminator: n_critic iterations, each on a new real batch ----
-            for _ in range(opt.n_critic):
-                _, epoch, (real, labels) = next(batches)
-                real = cdev.to_input(real, device, channels_last)
-                labels = labels.to(device, non_blocking=True)
-                z = sample_z(real.shape[0], opt.nz, opt.z_dist, device=device)
-                d_stats = d_step(real, labels, z)
-            # ---- generator: one iteration, fresh z, the last real batch's labels ----
-            z = sample_z(labels.shape[0], opt.nz, opt.z_dist, device=device)
-            losses = {**d_stats, **generator_step(G_train, D_train, opt_g, z, labels, prec, g_loss)}
-
-            stats = torch.stack(list(losses.values())).float()
-            values = crun.check_finite(step, dict(zip(losses, distributed.all_reduce_mean(stats, info).tolist())),
-                                       ckpt.last_path)
-            bar.update(1)
-            bar.set_postfix({k: f"{v:.4f}" for k, v in values.items()}, refresh=False)
-            if step % opt.log_every == 0:
-                run.log_scalars(step, {f"train/{k}": v for k, v in {**values, **schedule}.items()})
-            if step % opt.sample_every == 0:
-                run.save_samples(step, class_grid(), nrow=GRID_COLUMNS)
-            if step % opt.save_every == 0:
-                ckpt.save(step, epoch)
-            if evaluator is not None and step % opt.eval_every == 0:
-                evaluate(step, bar.write)
-            if stop.requested or budget.spent():
-                break
-
-    if step > start_step:
-        if step % opt.save_every != 0:
-            ckpt.save(step, epoch)
-        if step % opt.sample_every != 0:
-            run.save_samples(step, class_grid(), nrow=GRID_COLUMNS)
-        if evaluator is not None and step % opt.eval_every != 0:
-            evaluate(step, print)
-        if info.is_main:
-            print(f"samples: {run.sample_path(step)} (row k = class k)\ncheckpoint: {ckpt.last_path}")
-    elif info.is_main:
-        print(f"nothing to do: the run is already at step {step} of {total}")
-    run.close()
+    # the grid: fixed latents, row k = class k (its own seed: the run's RNG stays put)
+    loop = TrainLoop(opt, session, run, ckpt, total=total, start_step=start_step, grid_columns=GRID_COLUMNS,
+                     sample=lambda: generate(G, fixed_z, fixed_labels, device, seed=opt.seed), evaluate=evaluate)
+    for step in loop.steps():
+        schedule = {}
+        if opt.arch == "mlp":  # Sec. 4.1: this update's lr and momentum, a function of the step alone
+            lr, mom = sgd_schedule(opt, step, steps_per_epoch)
+            set_sgd_hyperparameters(opt_d, lr, mom)
+            set_sgd_hyperparameters(opt_g, lr, mom)
+            schedule = {"lr": lr, "momentum": mom}
+        # ---- critic / discriminator: n_critic iterations, each on a new real batch ----
+        for _ in range(opt.n_critic):
+            _, epoch, (real, labels) = next(batches)
+            labels = labels.to(device, non_blocking=True)
+            z = sample_z(real.shape[0], opt.nz, opt.z_dist, device=device)
+            d_stats = d_step(session.to_input(real), labels, z)
+        # ---- generator: one iteration, fresh z, the last real batch's labels ----
+        z = sample_z(labels.shape[0], opt.nz, opt.z_dist, device=device)
+        losses = {**d_stats, **generator_step(G_train, D_train, opt_g, z, labels, prec, g_loss)}
+        loop.after_step(step, epoch, losses, log=schedule)
+    out = loop.finish()
     distributed.cleanup()
-    return Path(opt.out)
+    return out
 
 
 if __name__ == "__main__":

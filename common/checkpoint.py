@@ -22,7 +22,7 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
-from common.distributed import unwrap
+from common.distributed import unwrap_all
 from common.errors import CheckpointError
 
 FORMAT_VERSION = 1
@@ -91,22 +91,61 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def load_file(path: str | Path) -> dict:
-    """Load a checkpoint safely (weights_only=True) with one-line errors."""
+    """Load a checkpoint safely (weights_only=True); a missing, empty, truncated or corrupt
+    file, or one that holds pickled Python objects, is a one-line CheckpointError that
+    says which of these it is."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    unreadable = _unreadable(path)
+    if unreadable:
+        raise CheckpointError(f"{path} is not a usable checkpoint: {unreadable}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise CheckpointError(f"refusing to load {path}: it holds arbitrary Python objects, not only "
-                              f"tensors (loading it could run code); only checkpoints written by this "
-                              f"project are accepted") from exc
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt?): "
-                              f"{str(exc).splitlines()[0]}") from exc
+        if "Unsupported global" in str(exc) or _pickles_objects(path):  # well-formed, but holds objects
+            raise CheckpointError(f"refusing to load {path}: it holds arbitrary Python objects, not only "
+                                  f"tensors (loading it could run code); only checkpoints written by this "
+                                  f"project are accepted") from exc
+        raise CheckpointError(f"{path} is not a usable checkpoint: it is corrupt (its contents cannot be "
+                              f"decoded)") from exc
+    except (RuntimeError, EOFError, OSError, ValueError, UnicodeDecodeError, KeyError) as exc:
+        detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else exc.__class__.__name__
+        raise CheckpointError(f"{path} is not a usable checkpoint: it is truncated or corrupt ({detail})") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION or "models" not in payload:
         raise CheckpointError(f"{path} is not a checkpoint written by this project")
     return payload
+
+
+def _pickles_objects(path: Path) -> bool:
+    """True when `path` is a plain pickle (not a torch.save file) that names classes or
+    functions (GLOBAL opcodes), read with pickletools, which decodes without executing."""
+    import pickletools
+
+    try:
+        with open(path, "rb") as f:
+            return any(op.name in ("GLOBAL", "STACK_GLOBAL", "INST", "OBJ") for op, _, _ in pickletools.genops(f))
+    except Exception:  # noqa: BLE001 - not a valid pickle stream: corrupt
+        return False
+
+
+def _unreadable(path: Path) -> str:
+    """Why `path` cannot be a torch.save file, judged from its bytes ('' if it may be one).
+    torch.save writes a zip archive (PK...) whose index sits at the end, so a cut-off
+    write leaves a file that starts like a zip but is not one; the legacy format is a
+    pickle (first byte 0x80)."""
+    import zipfile
+
+    size = path.stat().st_size
+    if size == 0:
+        return "the file is empty (0 bytes; an interrupted copy or save?)"
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if zipfile.is_zipfile(path) or head[:1] == b"\x80":
+        return ""
+    if head == b"PK\x03\x04":
+        return f"it is truncated ({size:,} bytes, cut off before the end of the archive; an interrupted copy or save?)"
+    return "it is not a PyTorch file at all (corrupt, or another kind of file)"
 
 
 def strip_prefixes(state_dict: dict) -> dict:
@@ -189,7 +228,7 @@ class Checkpointer:
                  is_main: bool = True):
         self.directory = Path(directory)
         self.model_name = model_name
-        self.models = {k: unwrap(m) for k, m in models.items()}
+        self.models = {k: unwrap_all(m) for k, m in models.items()}
         self.optimizers = optimizers
         self.scaler = scaler
         self.ema = ema

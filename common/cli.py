@@ -49,6 +49,10 @@ def add_common_args(parser: argparse.ArgumentParser, *, model: str, data: str,
     g.add_argument("--workers", type=int, default=0,
                    help="DataLoader worker processes (default 0: the embedded data sit in memory)")
     g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    g.add_argument("--deterministic", action="store_true",
+                   help="deterministic kernels (cudnn.benchmark off, torch.use_deterministic_algorithms): "
+                        "a resumed GPU run then repeats an unbroken one exactly, at some cost in speed; on the "
+                        "CPU resume is exact without it (default off)")
     g.add_argument("--resume", default=None, metavar="auto|PATH",
                    help="continue a run: auto = <out>/checkpoints/last.pt if it exists, or a path")
     g.add_argument("--log-every", type=positive_int, default=log_every,

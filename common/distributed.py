@@ -54,8 +54,17 @@ def wrap(model: torch.nn.Module, info: DistInfo) -> torch.nn.Module:
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The plain module inside DDP and/or torch.compile wrappers."""
+def unwrap_ddp(model: torch.nn.Module) -> torch.nn.Module:
+    """The module inside DistributedDataParallel, still torch.compile'd with --compile:
+    for the passes that must not sync gradients across ranks (a critic step's fakes,
+    the generator step's pass through D), which should run compiled like the others."""
+    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+
+
+def unwrap_all(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain nn.Module inside DDP and torch.compile wrappers: for state dicts
+    (checkpoints hold the plain module's keys) and parameter bookkeeping, never for a
+    training pass (it would run uncompiled)."""
     while True:
         if isinstance(model, torch.nn.parallel.DistributedDataParallel):
             model = model.module

@@ -21,15 +21,26 @@ from common.errors import NonFiniteLossError
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
-    """Seed python, numpy and torch (all devices)."""
+    """Seed python, numpy and torch (all devices).
+
+    deterministic=False lets cuDNN benchmark and pick the fastest kernels, which may
+    differ from run to run: exact resume then holds on the CPU only. deterministic=True
+    (--deterministic) turns benchmarking off and asks for deterministic algorithms
+    everywhere (an op without one warns, naming itself), with cuBLAS's fixed workspace."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     if deterministic:
+        import os
+
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS's deterministic mode needs it
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
     else:
+        torch.use_deterministic_algorithms(False)
         torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.deterministic = False
 
 
 def _jsonable(value):

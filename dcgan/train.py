@@ -24,15 +24,15 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from common import data as cdata
 from common import device as cdev
 from common import distributed
 from common import metrics as cmetrics
 from common import run as crun
 from common.checkpoint import Checkpointer
-from common.cli import add_common_args, default_out, positive_int
+from common.cli import add_common_args, positive_int
 from common.ema import EMA
 from common.errors import run_main
+from common.loop import TrainLoop, n_params, setup
 from dcgan.dataset import build_dataset
 from dcgan.model import build_discriminator, build_generator, init_weights
 from dcgan.utils import HistoricalAverage, sample_z
@@ -164,16 +164,16 @@ def train_step(G, D, opt_g, opt_d, real: torch.Tensor, z: torch.Tensor, prec: cd
         fake_logits = D(fake.detach())  # discrimination see one kind of example at a time
         loss_d = cost_d = discriminator_loss(real_logits, fake_logits, tricks.real_target)
         if tricks.d_average is not None:  # Sec. 3.3
-            stats["hist_d"] = tricks.d_average.penalty(distributed.unwrap(D))
+            stats["hist_d"] = tricks.d_average.penalty(distributed.unwrap_all(D))
             cost_d = loss_d + tricks.historical_lambda * stats["hist_d"]
     opt_d.zero_grad(set_to_none=True)
     prec.scaler.scale(cost_d).backward()
     prec.scaler.step(opt_d)
     if tricks.d_average is not None:
-        tricks.d_average.update(distributed.unwrap(D))
+        tricks.d_average.update(distributed.unwrap_all(D))
 
     # ---- generator step ----------------------------------------------------
-    d = distributed.unwrap(D)  # plain module: no DDP sync of D's (unused) gradients here
+    d = distributed.unwrap_ddp(D)  # no DDP sync of D's (unused) gradients here; still compiled
     d.requires_grad_(False)  # gradients flow through D to G, not into D's weights
     with prec.autocast():
         if tricks.feature_matching:  # Sec. 3.1: match D's features, with D as just updated
@@ -183,7 +183,7 @@ def train_step(G, D, opt_g, opt_d, real: torch.Tensor, z: torch.Tensor, prec: cd
         else:
             loss_g = cost_g = generator_loss(d(fake))
         if tricks.g_average is not None:  # Sec. 3.3
-            stats["hist_g"] = tricks.g_average.penalty(distributed.unwrap(G))
+            stats["hist_g"] = tricks.g_average.penalty(distributed.unwrap_all(G))
             cost_g = loss_g + tricks.historical_lambda * stats["hist_g"]
     opt_g.zero_grad(set_to_none=True)
     prec.scaler.scale(cost_g).backward()
@@ -191,7 +191,7 @@ def train_step(G, D, opt_g, opt_d, real: torch.Tensor, z: torch.Tensor, prec: cd
     prec.scaler.update()
     d.requires_grad_(True)
     if tricks.g_average is not None:
-        tricks.g_average.update(distributed.unwrap(G))
+        tricks.g_average.update(distributed.unwrap_all(G))
     return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
             "D(x)": torch.sigmoid(real_logits.detach().float()).mean(),
             "D(G(z))": torch.sigmoid(fake_logits.detach().float()).mean(),
@@ -237,17 +237,12 @@ def total_steps(opt, steps_per_epoch: int) -> int:
 
 
 def main(opt) -> Path:
-    info = distributed.setup(opt.device)
-    device = info.device
-    crun.seed_everything(opt.seed + info.rank)
-    prec = cdev.Precision(opt.precision, device)
-    channels_last = cdev.resolve_channels_last(opt.channels_last, device)
-    opt.out = default_out(opt, MODEL_NAME)
+    session = setup(opt, MODEL_NAME)  # torchrun, seed, device, precision, channels_last, run name
+    device, prec = session.device, session.prec
 
     dataset = build_dataset(opt)
     opt.channels = dataset.channels
-    loader = cdata.make_loader(dataset, opt.batch_size, workers=opt.workers, seed=opt.seed, rank=info.rank,
-                               world_size=info.world_size, pin_memory=device.type == "cuda")
+    loader = session.loader(dataset, opt.batch_size)
 
     options = crun.options_dict(opt)
     G = build_generator(options)  # Generator, or VBNGenerator with --virtual-batch-norm
@@ -257,10 +252,10 @@ def main(opt) -> Path:
     if opt.virtual_batch_norm:  # Sec. 3.5: the reference batch, fixed now; its own RNG, so weights match a plain run
         ref_rng = torch.Generator().manual_seed(opt.seed + 2)
         G.z_ref.copy_(sample_z(opt.vbn_ref_size, opt.nz, opt.z_dist, generator=ref_rng))
-    G = cdev.prepare_model(G, device, channels_last)
-    D = cdev.prepare_model(D, device, channels_last)
+    G = cdev.prepare_model(G, device, session.channels_last)
+    D = cdev.prepare_model(D, device, session.channels_last)
     if opt.minibatch_discrimination:  # Sec. 3.2 with the authors' data-dependent scale (a resume overwrites it)
-        D.initialise_minibatch_layer(cdev.to_input(spread_batch(dataset, opt.batch_size), device, channels_last))
+        D.initialise_minibatch_layer(session.to_input(spread_batch(dataset, opt.batch_size)))
     opt_g = torch.optim.Adam(G.parameters(), lr=opt.lr, betas=(opt.beta1, opt.beta2))
     opt_d = torch.optim.Adam(D.parameters(), lr=opt.lr, betas=(opt.beta1, opt.beta2))
     ema = EMA(G, opt.ema_decay) if opt.ema_decay > 0 else None
@@ -271,13 +266,12 @@ def main(opt) -> Path:
         tricks.g_average, tricks.d_average = HistoricalAverage(G), HistoricalAverage(D)
         models.update(G_avg=tricks.g_average, D_avg=tricks.d_average)
 
-    run = crun.Run(opt.out, options, info.is_main)
+    run = crun.Run(opt.out, options, session.is_main)
     ckpt = Checkpointer(run.checkpoints, model_name=MODEL_NAME, models=models,
                         optimizers={"G": opt_g, "D": opt_d}, scaler=prec.scaler, ema=ema, options=options,
-                        arch_options=ARCH_OPTIONS, is_main=info.is_main)
-    start_step, epoch = ckpt.resume(opt.resume)
-    G_train = distributed.wrap(cdev.maybe_compile(G, opt.compile), info)
-    D_train = distributed.wrap(cdev.maybe_compile(D, opt.compile), info)
+                        arch_options=ARCH_OPTIONS, is_main=session.is_main)
+    start_step, _ = ckpt.resume(opt.resume)
+    G_train, D_train = session.for_training(G), session.for_training(D)  # --compile, DDP
     if tricks.g_average is not None and start_step == 0:
         # under torchrun, DDP has just copied rank 0's initial weights to every rank: start the history there
         tricks.g_average.restart(G)
@@ -287,62 +281,31 @@ def main(opt) -> Path:
     fixed_z = sample_z(64, opt.nz, opt.z_dist, generator=torch.Generator().manual_seed(opt.seed), device=device)
     sampler_G = ema.module if ema is not None else G
     total = total_steps(opt, len(loader))
-    if info.is_main:
-        print(f"DCGAN {opt.image_size}x{opt.image_size}x{opt.channels}: G {sum(p.numel() for p in G.parameters()):,} "
-              f"/ D {sum(p.numel() for p in D.parameters()):,} parameters; {prec}, channels_last={channels_last}; "
-              f"{len(dataset)} images, {len(loader)} steps/epoch, steps {start_step}->{total}")
+    if session.is_main:
+        print(f"DCGAN {opt.image_size}x{opt.image_size}x{opt.channels}: G {n_params(G)} / D {n_params(D)} "
+              f"parameters; {prec}, channels_last={session.channels_last}; {len(dataset)} images, "
+              f"{len(loader)} steps/epoch, steps {start_step}->{total}")
         if on := improved_techniques_on(opt):
             print(f"Improved Techniques (Salimans et al. 2016): {', '.join(on)}")
 
-    evaluator = eval_z = None
-    if opt.eval_every > 0 and info.is_main:  # the real half and its features once; its own latents
+    evaluate = None
+    if opt.eval_every > 0 and session.is_main:  # the real half and its features once; its own latents
         evaluator = cmetrics.Evaluator(dataset, opt.data, n=opt.eval_n, device=device)
         eval_z = sample_z(evaluator.n, opt.nz, opt.z_dist, generator=torch.Generator().manual_seed(opt.seed + 1))
+        evaluate = lambda: evaluator(cmetrics.generate(sampler_G, eval_z, device))  # noqa: E731
 
-    def evaluate(step: int, write) -> None:
-        report = evaluator(cmetrics.generate(sampler_G, eval_z, device))
-        cmetrics.log_to_run(run, step, report, MODEL_NAME)
-        write(f"step {step}: {cmetrics.format_report(report)}")
-
-    step = start_step
-    budget = crun.TimeBudget(opt.max_minutes, info)
-    with run.progress(total, start_step) as bar, crun.GracefulStop(enabled=not info.enabled) as stop:
-        for step, epoch, (real, _) in cdata.iterate_steps(loader, start_step, total):
-            real = cdev.to_input(real, device, channels_last)
-            z = sample_z(real.shape[0], opt.nz, opt.z_dist, device=device)
-            losses = train_step(G_train, D_train, opt_g, opt_d, real, z, prec, tricks)
-            if ema is not None:
-                ema.update(G)
-            stats = torch.stack(list(losses.values())).float()
-            values = crun.check_finite(step, dict(zip(losses, distributed.all_reduce_mean(stats, info).tolist())),
-                                       ckpt.last_path)
-            bar.update(1)
-            bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}, refresh=False)
-            if step % opt.log_every == 0:
-                run.log_scalars(step, {f"train/{k}": v for k, v in values.items()})
-            if step % opt.sample_every == 0:
-                run.save_samples(step, sample(sampler_G, fixed_z))
-            if step % opt.save_every == 0:
-                ckpt.save(step, epoch)
-            if evaluator is not None and step % opt.eval_every == 0:
-                evaluate(step, bar.write)
-            if stop.requested or budget.spent():
-                break
-
-    if step > start_step:
-        if step % opt.save_every != 0:
-            ckpt.save(step, epoch)
-        if step % opt.sample_every != 0:
-            run.save_samples(step, sample(sampler_G, fixed_z))
-        if evaluator is not None and step % opt.eval_every != 0:
-            evaluate(step, print)
-        if info.is_main:
-            print(f"samples: {run.sample_path(step)}\ncheckpoint: {ckpt.last_path}")
-    elif info.is_main:
-        print(f"nothing to do: the run is already at step {step} of {total}")
-    run.close()
+    loop = TrainLoop(opt, session, run, ckpt, total=total, start_step=start_step,
+                     sample=lambda: sample(sampler_G, fixed_z), evaluate=evaluate)
+    for step, epoch, (real, _) in loop.over(loader):
+        real = session.to_input(real)
+        z = sample_z(real.shape[0], opt.nz, opt.z_dist, device=device)
+        losses = train_step(G_train, D_train, opt_g, opt_d, real, z, prec, tricks)  # Algorithm 1, k = 1
+        if ema is not None:
+            ema.update(G)
+        loop.after_step(step, epoch, losses)
+    out = loop.finish()
     distributed.cleanup()
-    return Path(opt.out)
+    return out
 
 
 if __name__ == "__main__":

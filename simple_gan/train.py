@@ -17,14 +17,14 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from common import data as cdata
 from common import device as cdev
 from common import distributed
 from common import metrics as cmetrics
 from common import run as crun
 from common.checkpoint import Checkpointer
-from common.cli import add_common_args, default_out
+from common.cli import add_common_args
 from common.errors import run_main
+from common.loop import TrainLoop, n_params, setup
 from simple_gan.dataset import build_dataset
 from simple_gan.model import Discriminator, Generator
 from simple_gan.utils import sample_z
@@ -74,7 +74,7 @@ def train_step(G, D, opt_g, opt_d, real: torch.Tensor, z: torch.Tensor, prec: cd
     prec.scaler.step(opt_d)
 
     # ---- generator step ----------------------------------------------------
-    d = distributed.unwrap(D)
+    d = distributed.unwrap_ddp(D)  # no DDP sync of D's (unused) gradients here; still compiled
     d.requires_grad_(False)  # gradients flow through D to G, not into D's weights
     with prec.autocast():
         loss_g = generator_loss(d(fake))
@@ -94,16 +94,12 @@ def sample(G: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
 
 
 def main(opt) -> Path:
-    info = distributed.setup(opt.device)
-    device = info.device
-    crun.seed_everything(opt.seed + info.rank)
-    prec = cdev.Precision(opt.precision, device)
-    opt.out = default_out(opt, MODEL_NAME)
+    session = setup(opt, MODEL_NAME)  # torchrun, seed, device, precision, run name
+    device, prec = session.device, session.prec
 
     dataset = build_dataset(opt)
     opt.channels = dataset.channels
-    loader = cdata.make_loader(dataset, opt.batch_size, workers=opt.workers, seed=opt.seed, rank=info.rank,
-                               world_size=info.world_size, pin_memory=device.type == "cuda")
+    loader = session.loader(dataset, opt.batch_size)
 
     G = Generator(opt.z_dim, opt.g_hidden, opt.channels, opt.image_size).to(device)
     D = Discriminator(opt.d_hidden, opt.channels, opt.image_size).to(device)
@@ -111,69 +107,36 @@ def main(opt) -> Path:
     opt_d = torch.optim.Adam(D.parameters(), lr=opt.lr)
 
     options = crun.options_dict(opt)
-    run = crun.Run(opt.out, options, info.is_main)
+    run = crun.Run(opt.out, options, session.is_main)
     ckpt = Checkpointer(run.checkpoints, model_name=MODEL_NAME, models={"G": G, "D": D},
                         optimizers={"G": opt_g, "D": opt_d}, scaler=prec.scaler, options=options,
-                        arch_options=ARCH_OPTIONS, is_main=info.is_main)
-    start_step, epoch = ckpt.resume(opt.resume)
-    G_train = distributed.wrap(cdev.maybe_compile(G, opt.compile), info)
-    D_train = distributed.wrap(cdev.maybe_compile(D, opt.compile), info)
+                        arch_options=ARCH_OPTIONS, is_main=session.is_main)
+    start_step, _ = ckpt.resume(opt.resume)
+    G_train, D_train = session.for_training(G), session.for_training(D)  # --compile, DDP
 
     fixed_z = sample_z(64, opt.z_dim, generator=torch.Generator().manual_seed(opt.seed), device=device)
     total = opt.epochs * len(loader)
     total = min(total, opt.max_steps) if opt.max_steps is not None else total
-    if info.is_main:
-        print(f"simple GAN {opt.image_size}x{opt.image_size}x{opt.channels}: G {sum(p.numel() for p in G.parameters()):,}"
-              f" / D {sum(p.numel() for p in D.parameters()):,} parameters; {prec}; {len(dataset)} images, "
-              f"{len(loader)} steps/epoch, steps {start_step}->{total}")
+    if session.is_main:
+        print(f"simple GAN {opt.image_size}x{opt.image_size}x{opt.channels}: G {n_params(G)} / D {n_params(D)} "
+              f"parameters; {prec}; {len(dataset)} images, {len(loader)} steps/epoch, steps {start_step}->{total}")
 
-    evaluator = eval_z = None
-    if opt.eval_every > 0 and info.is_main:  # the real half and its features once; its own latents
+    evaluate = None
+    if opt.eval_every > 0 and session.is_main:  # the real half and its features once; its own latents
         evaluator = cmetrics.Evaluator(dataset, opt.data, n=opt.eval_n, device=device)
         eval_z = sample_z(evaluator.n, opt.z_dim, generator=torch.Generator().manual_seed(opt.seed + 1))
+        evaluate = lambda: evaluator(cmetrics.generate(G, eval_z, device))  # noqa: E731
 
-    def evaluate(step: int, write) -> None:
-        report = evaluator(cmetrics.generate(G, eval_z, device))
-        cmetrics.log_to_run(run, step, report, MODEL_NAME)
-        write(f"step {step}: {cmetrics.format_report(report)}")
-
-    step = start_step
-    budget = crun.TimeBudget(opt.max_minutes, info)
-    with run.progress(total, start_step) as bar, crun.GracefulStop(enabled=not info.enabled) as stop:
-        for step, epoch, (real, _) in cdata.iterate_steps(loader, start_step, total):
-            real = real.to(device, non_blocking=True)
-            z = sample_z(real.shape[0], opt.z_dim, device=device)
-            losses = train_step(G_train, D_train, opt_g, opt_d, real, z, prec)
-            stats = torch.stack(list(losses.values())).float()
-            values = crun.check_finite(step, dict(zip(losses, distributed.all_reduce_mean(stats, info).tolist())),
-                                       ckpt.last_path)
-            bar.update(1)
-            bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}, refresh=False)
-            if step % opt.log_every == 0:
-                run.log_scalars(step, {f"train/{k}": v for k, v in values.items()})
-            if step % opt.sample_every == 0:
-                run.save_samples(step, sample(G, fixed_z))
-            if step % opt.save_every == 0:
-                ckpt.save(step, epoch)
-            if evaluator is not None and step % opt.eval_every == 0:
-                evaluate(step, bar.write)
-            if stop.requested or budget.spent():
-                break
-
-    if step > start_step:
-        if step % opt.save_every != 0:
-            ckpt.save(step, epoch)
-        if step % opt.sample_every != 0:
-            run.save_samples(step, sample(G, fixed_z))
-        if evaluator is not None and step % opt.eval_every != 0:
-            evaluate(step, print)
-        if info.is_main:
-            print(f"samples: {run.sample_path(step)}\ncheckpoint: {ckpt.last_path}")
-    elif info.is_main:
-        print(f"nothing to do: the run is already at step {step} of {total}")
-    run.close()
+    loop = TrainLoop(opt, session, run, ckpt, total=total, start_step=start_step,
+                     sample=lambda: sample(G, fixed_z), evaluate=evaluate)
+    for step, epoch, (real, _) in loop.over(loader):
+        real = real.to(device, non_blocking=True)
+        z = sample_z(real.shape[0], opt.z_dim, device=device)
+        losses = train_step(G_train, D_train, opt_g, opt_d, real, z, prec)  # Algorithm 1, k = 1
+        loop.after_step(step, epoch, losses)
+    out = loop.finish()
     distributed.cleanup()
-    return Path(opt.out)
+    return out
 
 
 if __name__ == "__main__":

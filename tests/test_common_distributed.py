@@ -5,17 +5,30 @@ import pytest
 import torch
 from torch import nn
 
-from common.checkpoint import unwrap as checkpoint_unwrap
-from common.distributed import DistInfo, all_reduce_mean, cleanup, setup, unwrap, wrap
+from common.distributed import DistInfo, all_reduce_mean, cleanup, setup, unwrap_all, unwrap_ddp, wrap
 
 
-def test_unwrap_compiled_module():
+def test_unwrap_all_reaches_the_plain_module_unwrap_ddp_keeps_compile():
     m = nn.Linear(2, 2)
     compiled = torch.compile(m)
     assert compiled is not m
-    assert unwrap(compiled) is m
-    assert checkpoint_unwrap(compiled) is m
-    assert unwrap(m) is m
+    assert unwrap_all(compiled) is m and unwrap_all(m) is m
+    assert unwrap_ddp(compiled) is compiled  # a training pass through it stays compiled
+    assert unwrap_ddp(m) is m
+
+
+def test_unwrap_ddp_removes_only_ddp(tmp_path):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        m = nn.Linear(2, 2)
+        compiled = torch.compile(m)
+        ddp = nn.parallel.DistributedDataParallel(compiled)
+        assert unwrap_ddp(ddp) is compiled
+        assert unwrap_all(ddp) is m
+    finally:
+        dist.destroy_process_group()
 
 
 @pytest.fixture

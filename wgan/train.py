@@ -35,8 +35,9 @@ from common import distributed
 from common import metrics as cmetrics
 from common import run as crun
 from common.checkpoint import Checkpointer
-from common.cli import add_common_args, default_out, positive_float, positive_int
+from common.cli import add_common_args, positive_float, positive_int
 from common.errors import run_main
+from common.loop import TrainLoop, n_params, setup
 from wgan.dataset import build_dataset
 from wgan.model import CRITIC_NORMS, Critic, Generator, clip_weights, init_weights
 from wgan.utils import batches_before, critic_iterations, generator_iterations_in, sample_z
@@ -100,7 +101,7 @@ def generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
 def critic_step(G, C, opt_c, real: torch.Tensor, z: torch.Tensor, prec: cdev.Precision, clip: float) -> dict:
     """Lines 3-7 for one t: an RMSProp step on the critic's loss, then weight clipping."""
     with torch.no_grad(), prec.autocast():
-        fake = distributed.unwrap(G)(z)  # no graph: this step does not train G
+        fake = distributed.unwrap_ddp(G)(z)  # no graph: this step does not train G (still compiled)
     with prec.autocast():
         real_scores, fake_scores = C(real), C(fake)  # two batches, as in the authors' code
         loss_c = critic_loss(real_scores, fake_scores)
@@ -108,13 +109,13 @@ def critic_step(G, C, opt_c, real: torch.Tensor, z: torch.Tensor, prec: cdev.Pre
     prec.scaler.scale(loss_c).backward()
     prec.scaler.step(opt_c)
     prec.scaler.update()
-    clip_weights(distributed.unwrap(C), clip)
+    clip_weights(distributed.unwrap_all(C), clip)
     return {"loss_c": loss_c.detach(), "wasserstein_estimate": -loss_c.detach()}
 
 
 def generator_step(G, C, opt_g, z: torch.Tensor, prec: cdev.Precision) -> dict:
     """Lines 9-10: one RMSProp step of G against the current critic."""
-    c = distributed.unwrap(C)  # plain module: no DDP sync of the critic's (unused) gradients
+    c = distributed.unwrap_ddp(C)  # no DDP sync of the critic's (unused) gradients; still compiled
     c.requires_grad_(False)  # gradients flow through the critic to G, not into its weights
     with prec.autocast():
         loss_g = generator_loss(c(G(z)))
@@ -143,101 +144,61 @@ def total_steps(opt, batches_per_epoch: int) -> int:
 
 
 def main(opt) -> Path:
-    info = distributed.setup(opt.device)
-    device = info.device
-    crun.seed_everything(opt.seed + info.rank)
-    prec = cdev.Precision(opt.precision, device)
-    channels_last = cdev.resolve_channels_last(opt.channels_last, device)
-    opt.out = default_out(opt, MODEL_NAME)
+    session = setup(opt, MODEL_NAME)  # torchrun, seed, device, precision, channels_last, run name
+    device, prec = session.device, session.prec
 
     dataset = build_dataset(opt)
     opt.channels = dataset.channels
-    loader = cdata.make_loader(dataset, opt.batch_size, workers=opt.workers, seed=opt.seed, rank=info.rank,
-                               world_size=info.world_size, pin_memory=device.type == "cuda")
+    loader = session.loader(dataset, opt.batch_size)
 
     G = Generator(opt.nz, opt.ngf, opt.channels, opt.image_size)
     C = Critic(opt.ndf, opt.channels, opt.image_size, opt.critic_norm)
     G.apply(init_weights)
     C.apply(init_weights)
-    G = cdev.prepare_model(G, device, channels_last)
-    C = cdev.prepare_model(C, device, channels_last)
+    G = cdev.prepare_model(G, device, session.channels_last)
+    C = cdev.prepare_model(C, device, session.channels_last)
     opt_g = torch.optim.RMSprop(G.parameters(), lr=opt.lr)
     opt_c = torch.optim.RMSprop(C.parameters(), lr=opt.lr)
 
     options = crun.options_dict(opt)
-    run = crun.Run(opt.out, options, info.is_main)
+    run = crun.Run(opt.out, options, session.is_main)
     ckpt = Checkpointer(run.checkpoints, model_name=MODEL_NAME, models={"G": G, "C": C},
                         optimizers={"G": opt_g, "C": opt_c}, scaler=prec.scaler, options=options,
-                        arch_options=ARCH_OPTIONS, is_main=info.is_main)
-    start_step, epoch = ckpt.resume(opt.resume)
-    G_train = distributed.wrap(cdev.maybe_compile(G, opt.compile), info)
-    C_train = distributed.wrap(cdev.maybe_compile(C, opt.compile), info)
+                        arch_options=ARCH_OPTIONS, is_main=session.is_main)
+    start_step, _ = ckpt.resume(opt.resume)
+    G_train, C_train = session.for_training(G), session.for_training(C)  # --compile, DDP
 
     # fixed latents for the sample grids: their own generator, so sampling never moves the RNG
     fixed_z = sample_z(64, opt.nz, opt.z_dist, generator=torch.Generator().manual_seed(opt.seed), device=device)
     total = total_steps(opt, len(loader))
-    if info.is_main:
-        print(f"WGAN {opt.image_size}x{opt.image_size}x{opt.channels}: G {sum(p.numel() for p in G.parameters()):,} "
-              f"/ critic {sum(p.numel() for p in C.parameters()):,} parameters ({opt.critic_norm} norm); {prec}, "
-              f"channels_last={channels_last}; {len(dataset)} images, {len(loader)} batches/epoch, "
-              f"generator steps {start_step}->{total}")
+    if session.is_main:
+        print(f"WGAN {opt.image_size}x{opt.image_size}x{opt.channels}: G {n_params(G)} / critic {n_params(C)} "
+              f"parameters ({opt.critic_norm} norm); {prec}, channels_last={session.channels_last}; "
+              f"{len(dataset)} images, {len(loader)} batches/epoch, generator steps {start_step}->{total}")
 
-    evaluator = eval_z = None
-    if opt.eval_every > 0 and info.is_main:  # the real half and its features once; its own latents
+    evaluate = None
+    if opt.eval_every > 0 and session.is_main:  # the real half and its features once; its own latents
         evaluator = cmetrics.Evaluator(dataset, opt.data, n=opt.eval_n, device=device)
         eval_z = sample_z(evaluator.n, opt.nz, opt.z_dist, generator=torch.Generator().manual_seed(opt.seed + 1))
-
-    def evaluate(step: int, write) -> None:
-        report = evaluator(cmetrics.generate(G, eval_z, device))
-        cmetrics.log_to_run(run, step, report, MODEL_NAME)
-        write(f"step {step}: {cmetrics.format_report(report)}")
+        evaluate = lambda: evaluator(cmetrics.generate(G, eval_z, device))  # noqa: E731
 
     # an endless stream of real batches that resumes where step `start_step` left it
     batches = cdata.iterate_steps(loader, batches_before(start_step, opt.n_critic, opt.extra_critic), 2**62)
-    step = start_step
-    budget = crun.TimeBudget(opt.max_minutes, info)
-    with run.progress(total, start_step) as bar, crun.GracefulStop(enabled=not info.enabled) as stop:
-        for step in range(start_step + 1, total + 1):
-            # ---- critic: n_critic iterations (Algorithm 1, lines 2-8) --------
-            for _ in range(critic_iterations(step, opt.n_critic, opt.extra_critic)):
-                _, epoch, (real, _) = next(batches)
-                real = cdev.to_input(real, device, channels_last)
-                z = sample_z(real.shape[0], opt.nz, opt.z_dist, device=device)
-                critic_stats = critic_step(G_train, C_train, opt_c, real, z, prec, opt.clip)
-            # ---- generator: one iteration (lines 9-10) ------------------------
-            z = sample_z(opt.batch_size, opt.nz, opt.z_dist, device=device)
-            losses = {**critic_stats, **generator_step(G_train, C_train, opt_g, z, prec)}
-
-            stats = torch.stack(list(losses.values())).float()
-            values = crun.check_finite(step, dict(zip(losses, distributed.all_reduce_mean(stats, info).tolist())),
-                                       ckpt.last_path)
-            bar.update(1)
-            bar.set_postfix({k: f"{v:.4f}" for k, v in values.items()}, refresh=False)
-            if step % opt.log_every == 0:
-                run.log_scalars(step, {f"train/{k}": v for k, v in values.items()})
-            if step % opt.sample_every == 0:
-                run.save_samples(step, sample(G, fixed_z))
-            if step % opt.save_every == 0:
-                ckpt.save(step, epoch)
-            if evaluator is not None and step % opt.eval_every == 0:
-                evaluate(step, bar.write)
-            if stop.requested or budget.spent():
-                break
-
-    if step > start_step:
-        if step % opt.save_every != 0:
-            ckpt.save(step, epoch)
-        if step % opt.sample_every != 0:
-            run.save_samples(step, sample(G, fixed_z))
-        if evaluator is not None and step % opt.eval_every != 0:
-            evaluate(step, print)
-        if info.is_main:
-            print(f"samples: {run.sample_path(step)}\ncheckpoint: {ckpt.last_path}")
-    elif info.is_main:
-        print(f"nothing to do: the run is already at step {step} of {total}")
-    run.close()
+    loop = TrainLoop(opt, session, run, ckpt, total=total, start_step=start_step,
+                     sample=lambda: sample(G, fixed_z), evaluate=evaluate)
+    for step in loop.steps():
+        # ---- critic: n_critic iterations (Algorithm 1, lines 2-8) --------
+        for _ in range(critic_iterations(step, opt.n_critic, opt.extra_critic)):
+            _, epoch, (real, _) = next(batches)
+            z = sample_z(real.shape[0], opt.nz, opt.z_dist, device=device)
+            critic_stats = critic_step(G_train, C_train, opt_c, session.to_input(real), z, prec, opt.clip)
+        # ---- generator: one iteration (lines 9-10) ------------------------
+        z = sample_z(opt.batch_size, opt.nz, opt.z_dist, device=device)
+        losses = {**critic_stats, **generator_step(G_train, C_train, opt_g, z, prec)}
+        loop.after_step(step, epoch, losses)
+    out = loop.finish()
     distributed.cleanup()
-    return Path(opt.out)
+    return out
 
 
 if __name__ == "__main__":

@@ -17,9 +17,9 @@ Adam alpha = 1e-4, beta1 = 0, beta2 = 0.9, batch m = 64:
         theta <- Adam(grad_theta mean -D(G(z)), theta, alpha, beta1, beta2)
 
 A step is one generator iteration; each critic iteration reads a new real batch.
-Under autocast, the penalty's input gradient is taken of the (GradScaler-)scaled
-scores and unscaled before the norm (common.penalty), the recipe of PyTorch's AMP
-examples for gradient penalties; fp16 needs CUDA, bf16 works on CPU and GPU.
+Under fp16, the penalty's input gradient is taken of a (GradScaler-)scaled fp32 mean
+of the scores and unscaled before the norm (common.penalty), the recipe of PyTorch's
+AMP examples for gradient penalties; fp16 needs CUDA, bf16 works on CPU and GPU.
 """
 import sys
 from pathlib import Path
@@ -36,8 +36,9 @@ from common import distributed
 from common import metrics as cmetrics
 from common import run as crun
 from common.checkpoint import Checkpointer
-from common.cli import add_common_args, default_out, positive_float, positive_int
+from common.cli import add_common_args, positive_float, positive_int
 from common.errors import run_main
+from common.loop import TrainLoop, n_params, setup
 from common.penalty import gradient_penalty
 from wgan_gp.dataset import build_dataset
 from wgan_gp.model import CRITIC_NORMS, Critic, Generator, init_weights
@@ -103,7 +104,7 @@ def critic_step(G, C, opt_c, real: torch.Tensor, z: torch.Tensor, prec: cdev.Pre
     fake they ran over all 3m (zeros for 2m), which made a critic step 1.4-1.6x slower on the
     CPU (benchmarks/README.md). The fakes carry no graph to G."""
     with torch.no_grad(), prec.autocast():
-        fake = distributed.unwrap(G)(z)
+        fake = distributed.unwrap_ddp(G)(z)  # no graph to G; still compiled
     with prec.autocast():
         real_scores, fake_scores = C(torch.cat([real, fake])).split(real.shape[0])
         # x_hat = eps x + (1 - eps) x~, eps ~ U[0, 1] per example (line 5); ||grad_x_hat D(x_hat)||, create_graph
@@ -119,7 +120,7 @@ def critic_step(G, C, opt_c, real: torch.Tensor, z: torch.Tensor, prec: cdev.Pre
 
 def generator_step(G, C, opt_g, z: torch.Tensor, prec: cdev.Precision) -> dict:
     """Lines 10-11: one Adam step of G against the current critic (no penalty term for G)."""
-    c = distributed.unwrap(C)  # plain module: no DDP sync of the critic's (unused) gradients
+    c = distributed.unwrap_ddp(C)  # no DDP sync of the critic's (unused) gradients; still compiled
     c.requires_grad_(False)  # gradients flow through the critic to G, not into its weights
     with prec.autocast():
         loss_g = generator_loss(c(G(z)))
@@ -147,101 +148,61 @@ def total_steps(opt) -> int:
 
 
 def main(opt) -> Path:
-    info = distributed.setup(opt.device)
-    device = info.device
-    crun.seed_everything(opt.seed + info.rank)
-    prec = cdev.Precision(opt.precision, device)
-    channels_last = cdev.resolve_channels_last(opt.channels_last, device)
-    opt.out = default_out(opt, MODEL_NAME)
+    session = setup(opt, MODEL_NAME)  # torchrun, seed, device, precision, channels_last, run name
+    device, prec = session.device, session.prec
 
     dataset = build_dataset(opt)
     opt.channels = dataset.channels
-    loader = cdata.make_loader(dataset, opt.batch_size, workers=opt.workers, seed=opt.seed, rank=info.rank,
-                               world_size=info.world_size, pin_memory=device.type == "cuda")
+    loader = session.loader(dataset, opt.batch_size)
 
     G = Generator(opt.nz, opt.ngf, opt.channels, opt.image_size)
     C = Critic(opt.ndf, opt.channels, opt.image_size, opt.critic_norm)
     G.apply(init_weights)
     C.apply(init_weights)
-    G = cdev.prepare_model(G, device, channels_last)
-    C = cdev.prepare_model(C, device, channels_last)
+    G = cdev.prepare_model(G, device, session.channels_last)
+    C = cdev.prepare_model(C, device, session.channels_last)
     opt_g = torch.optim.Adam(G.parameters(), lr=opt.lr, betas=(opt.beta1, opt.beta2))
     opt_c = torch.optim.Adam(C.parameters(), lr=opt.lr, betas=(opt.beta1, opt.beta2))
 
     options = crun.options_dict(opt)
-    run = crun.Run(opt.out, options, info.is_main)
+    run = crun.Run(opt.out, options, session.is_main)
     ckpt = Checkpointer(run.checkpoints, model_name=MODEL_NAME, models={"G": G, "C": C},
                         optimizers={"G": opt_g, "C": opt_c}, scaler=prec.scaler, options=options,
-                        arch_options=ARCH_OPTIONS, is_main=info.is_main)
-    start_step, epoch = ckpt.resume(opt.resume)
-    G_train = distributed.wrap(cdev.maybe_compile(G, opt.compile), info)
-    C_train = distributed.wrap(cdev.maybe_compile(C, opt.compile), info)
+                        arch_options=ARCH_OPTIONS, is_main=session.is_main)
+    start_step, _ = ckpt.resume(opt.resume)
+    G_train, C_train = session.for_training(G), session.for_training(C)  # --compile, DDP
 
     # fixed latents for the sample grids: their own generator, so sampling never moves the RNG
     fixed_z = sample_z(64, opt.nz, opt.z_dist, generator=torch.Generator().manual_seed(opt.seed), device=device)
     total = total_steps(opt)
-    if info.is_main:
-        print(f"WGAN-GP {opt.image_size}x{opt.image_size}x{opt.channels}: G {sum(p.numel() for p in G.parameters()):,} "
-              f"/ critic {sum(p.numel() for p in C.parameters()):,} parameters ({opt.critic_norm} norm); {prec}, "
-              f"channels_last={channels_last}; {len(dataset)} images, {len(loader)} batches/epoch, "
-              f"generator steps {start_step}->{total}")
+    if session.is_main:
+        print(f"WGAN-GP {opt.image_size}x{opt.image_size}x{opt.channels}: G {n_params(G)} / critic {n_params(C)} "
+              f"parameters ({opt.critic_norm} norm); {prec}, channels_last={session.channels_last}; "
+              f"{len(dataset)} images, {len(loader)} batches/epoch, generator steps {start_step}->{total}")
 
-    evaluator = eval_z = None
-    if opt.eval_every > 0 and info.is_main:  # the real half and its features once; its own latents
+    evaluate = None
+    if opt.eval_every > 0 and session.is_main:  # the real half and its features once; its own latents
         evaluator = cmetrics.Evaluator(dataset, opt.data, n=opt.eval_n, device=device)
         eval_z = sample_z(evaluator.n, opt.nz, opt.z_dist, generator=torch.Generator().manual_seed(opt.seed + 1))
-
-    def evaluate(step: int, write) -> None:
-        report = evaluator(cmetrics.generate(G, eval_z, device))
-        cmetrics.log_to_run(run, step, report, MODEL_NAME)
-        write(f"step {step}: {cmetrics.format_report(report)}")
+        evaluate = lambda: evaluator(cmetrics.generate(G, eval_z, device))  # noqa: E731
 
     # an endless stream of real batches that resumes where step `start_step` left it
     batches = cdata.iterate_steps(loader, start_step * opt.n_critic, 2**62)
-    step = start_step
-    budget = crun.TimeBudget(opt.max_minutes, info)
-    with run.progress(total, start_step) as bar, crun.GracefulStop(enabled=not info.enabled) as stop:
-        for step in range(start_step + 1, total + 1):
-            # ---- critic: n_critic iterations (Algorithm 1, lines 2-9) --------
-            for _ in range(opt.n_critic):
-                _, epoch, (real, _) = next(batches)
-                real = cdev.to_input(real, device, channels_last)
-                z = sample_z(real.shape[0], opt.nz, opt.z_dist, device=device)
-                critic_stats = critic_step(G_train, C_train, opt_c, real, z, prec, opt.lambda_gp)
-            # ---- generator: one iteration (lines 10-11) -----------------------
-            z = sample_z(opt.batch_size, opt.nz, opt.z_dist, device=device)
-            losses = {**critic_stats, **generator_step(G_train, C_train, opt_g, z, prec)}
-
-            stats = torch.stack(list(losses.values())).float()
-            values = crun.check_finite(step, dict(zip(losses, distributed.all_reduce_mean(stats, info).tolist())),
-                                       ckpt.last_path)
-            bar.update(1)
-            bar.set_postfix({k: f"{v:.4f}" for k, v in values.items()}, refresh=False)
-            if step % opt.log_every == 0:
-                run.log_scalars(step, {f"train/{k}": v for k, v in values.items()})
-            if step % opt.sample_every == 0:
-                run.save_samples(step, sample(G, fixed_z))
-            if step % opt.save_every == 0:
-                ckpt.save(step, epoch)
-            if evaluator is not None and step % opt.eval_every == 0:
-                evaluate(step, bar.write)
-            if stop.requested or budget.spent():
-                break
-
-    if step > start_step:
-        if step % opt.save_every != 0:
-            ckpt.save(step, epoch)
-        if step % opt.sample_every != 0:
-            run.save_samples(step, sample(G, fixed_z))
-        if evaluator is not None and step % opt.eval_every != 0:
-            evaluate(step, print)
-        if info.is_main:
-            print(f"samples: {run.sample_path(step)}\ncheckpoint: {ckpt.last_path}")
-    elif info.is_main:
-        print(f"nothing to do: the run is already at step {step} of {total}")
-    run.close()
+    loop = TrainLoop(opt, session, run, ckpt, total=total, start_step=start_step,
+                     sample=lambda: sample(G, fixed_z), evaluate=evaluate)
+    for step in loop.steps():
+        # ---- critic: n_critic iterations (Algorithm 1, lines 2-9) --------
+        for _ in range(opt.n_critic):
+            _, epoch, (real, _) = next(batches)
+            z = sample_z(real.shape[0], opt.nz, opt.z_dist, device=device)
+            critic_stats = critic_step(G_train, C_train, opt_c, session.to_input(real), z, prec, opt.lambda_gp)
+        # ---- generator: one iteration (lines 10-11) -----------------------
+        z = sample_z(opt.batch_size, opt.nz, opt.z_dist, device=device)
+        losses = {**critic_stats, **generator_step(G_train, C_train, opt_g, z, prec)}
+        loop.after_step(step, epoch, losses)
+    out = loop.finish()
     distributed.cleanup()
-    return Path(opt.out)
+    return out
 
 
 if __name__ == "__main__":

@@ -1,0 +1,217 @@
+"""The training loop's bookkeeping, written once for every train.py.
+
+A train.py keeps the paper's algorithm on screen and hands the rest to two calls:
+
+    session = setup(opt, MODEL_NAME)              # torchrun, seed, device, precision, run name
+    ...                                           # data, models, optimizers, run, checkpointer, resume
+    loop = TrainLoop(opt, session, run, ckpt, total=total, start_step=start_step,
+                     sample=lambda: sample(G, fixed_z))
+    for step, epoch, batch in loop.over(loader):  # resumes mid-epoch; stops on Ctrl-C / --max-minutes
+        losses = train_step(G, D, ...)            # the paper's step, visible in train.py
+        loop.after_step(step, epoch, losses)      # bar, finite check, logs, samples, checkpoint, eval
+    loop.finish()                                 # the last checkpoint, grid and evaluation
+
+`loop.steps()` yields only the step number, for papers whose step reads several batches
+(WGAN's n_critic critic iterations). Nothing here knows a paper's maths: it is a plain
+object with three methods, no base class and no callbacks beyond the two functions a
+folder passes in (`sample` for the grids, `evaluate` for --eval-every).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+
+from common import data as cdata
+from common import device as cdev
+from common import distributed
+from common import metrics as cmetrics
+from common import run as crun
+from common.cli import default_out
+from common.errors import NonFiniteLossError
+
+# fp16: a GradScaler that had to skip this many generator steps in a row (each skip halves
+# its scale) is not finding a scale: the run has diverged, and stops like a NaN in fp32
+MAX_SKIPPED_IN_A_ROW = 20
+
+
+@dataclass
+class Session:
+    """Where and how a run computes: the torchrun rank, the device, the precision
+    (autocast + GradScaler), the memory format and --compile."""
+
+    info: distributed.DistInfo
+    prec: cdev.Precision
+    channels_last: bool
+    compile: bool = False
+    workers: int = 0
+    seed: int = 0
+
+    @property
+    def device(self) -> torch.device:
+        return self.info.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.info.is_main
+
+    def loader(self, dataset, batch_size: int):
+        """A shuffling loader of whole batches, sharded across torchrun ranks, resumable mid-epoch."""
+        return cdata.make_loader(dataset, batch_size, workers=self.workers, seed=self.seed, rank=self.info.rank,
+                                 world_size=self.info.world_size, pin_memory=self.device.type == "cuda")
+
+    def for_training(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The module the training passes call: torch.compile'd with --compile, inside DDP
+        under torchrun. Checkpoints, EMA and samples keep using the plain module."""
+        return distributed.wrap(cdev.maybe_compile(model, self.compile), self.info)
+
+    def to_input(self, x: torch.Tensor) -> torch.Tensor:
+        return cdev.to_input(x, self.device, self.channels_last)
+
+
+def setup(opt, model_name: str) -> Session:
+    """Start a run: torchrun's process group, the seeds (rank-specific), --deterministic,
+    --device / --precision / --channels-last resolved, and opt.out filled in."""
+    info = distributed.setup(opt.device)
+    crun.seed_everything(opt.seed + info.rank, deterministic=getattr(opt, "deterministic", False))
+    prec = cdev.Precision(opt.precision, info.device)
+    channels_last = cdev.resolve_channels_last(getattr(opt, "channels_last", None), info.device)
+    opt.out = default_out(opt, model_name)
+    return Session(info, prec, channels_last, compile=getattr(opt, "compile", False),
+                   workers=getattr(opt, "workers", 0), seed=opt.seed)
+
+
+def n_params(model: torch.nn.Module) -> str:
+    """'1,234,567': a model's parameter count for the start-up line."""
+    return f"{sum(p.numel() for p in model.parameters()):,}"
+
+
+class TrainLoop:
+    """Progress bar, finite check, loss all-reduce, TensorBoard scalars, sample grids,
+    checkpoints, evaluation, Ctrl-C and --max-minutes for one training run.
+
+    The options decide the cadence: --log-every, --sample-every, --save-every,
+    --eval-every (with `evaluate`), --max-minutes. `sample()` returns the images of one
+    grid (in [-1, 1]); `evaluate()` returns a common.metrics report.
+    """
+
+    def __init__(self, opt, session: Session, run: crun.Run, checkpointer, *, total: int, start_step: int,
+                 sample: Callable[[], torch.Tensor], evaluate: Callable[[], dict] | None = None,
+                 grid_columns: int | None = None):
+        self.opt, self.session, self.run, self.ckpt = opt, session, run, checkpointer
+        self.info = session.info
+        self.total, self.start_step = total, start_step
+        self.step, self.epoch = start_step, 0
+        self.sample, self.evaluate_fn, self.grid_columns = sample, evaluate, grid_columns
+        self.scaler = session.prec.scaler
+        self._skips_seen = getattr(self.scaler, "skipped_updates", 0)
+        self._skipped_in_a_row = 0
+        self._bar = None
+        self._stop = None
+
+    # ------------------------------------------------------------- iteration
+    def over(self, loader) -> Iterator[tuple[int, int, object]]:
+        """(step, epoch, batch) for steps start_step+1 .. total, one batch each, resuming
+        mid-epoch on exactly the batch a run that never stopped would have read."""
+        for step, epoch, batch in self._until_stopped(cdata.iterate_steps(loader, self.start_step, self.total)):
+            yield step, epoch, batch
+
+    def steps(self) -> Iterator[int]:
+        """Step numbers start_step+1 .. total, for a step that reads its own batches."""
+        for step in self._until_stopped(range(self.start_step + 1, self.total + 1)):
+            yield step
+
+    def _until_stopped(self, items):
+        """Open the bar and the Ctrl-C handler, then yield until the end, a Ctrl-C or the
+        time budget (checked after each step's bookkeeping, on every rank alike)."""
+        budget = crun.TimeBudget(getattr(self.opt, "max_minutes", None), self.info)
+        self._bar = self.run.progress(self.total, self.start_step)
+        self._stop = crun.GracefulStop(enabled=not self.info.enabled).__enter__()
+        try:
+            for item in items:
+                yield item
+                if self._stop.requested or budget.spent():
+                    break
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        if self._stop is not None:
+            self._stop.__exit__(None, None, None)
+            self._stop = None
+
+    # ----------------------------------------------------------- bookkeeping
+    def after_step(self, step: int, epoch: int, losses: dict, log: dict | None = None) -> dict:
+        """Everything after the paper's step: the losses (detached tensors) averaged over
+        ranks and checked, the bar, TensorBoard (`log`: extra scalars such as a scheduled
+        learning rate), the grid, the checkpoint and the evaluation when they are due."""
+        self.step, self.epoch = step, epoch
+        opt = self.opt
+        stats = torch.stack([v.detach().float() for v in losses.values()])
+        values = dict(zip(losses, distributed.all_reduce_mean(stats, self.info).tolist()))
+        try:
+            values = self._checked(step, values)
+        except NonFiniteLossError:
+            self._close()
+            raise
+        self._bar.update(1)
+        self._bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
+        if step % opt.log_every == 0:
+            self.run.log_scalars(step, {f"train/{k}": v for k, v in {**values, **(log or {})}.items()})
+        if step % opt.sample_every == 0:
+            self._save_grid(step)
+        if step % opt.save_every == 0:
+            self.ckpt.save(step, epoch)
+        if self.evaluate_fn is not None and step % opt.eval_every == 0:
+            self._evaluate(step, self._bar.write)
+        return values
+
+    def _checked(self, step: int, values: dict) -> dict:
+        """The finite check, except where fp16's GradScaler skipped an update whose
+        gradients overflowed (it then lowers its scale and training goes on, as intended):
+        that step's non-finite values are left out of the logs."""
+        skips = getattr(self.scaler, "skipped_updates", 0)
+        skipped, self._skips_seen = skips > self._skips_seen, skips
+        if not skipped:
+            self._skipped_in_a_row = 0
+            return crun.check_finite(step, values, self.ckpt.last_path)
+        self._skipped_in_a_row += 1
+        if self._skipped_in_a_row >= MAX_SKIPPED_IN_A_ROW:
+            raise NonFiniteLossError(f"fp16: the GradScaler skipped {self._skipped_in_a_row} steps in a row up to "
+                                     f"step {step} (its scale is now {self.scaler.get_scale():g}): the gradients "
+                                     f"overflow at every scale; try --precision bf16 or fp32, or a lower learning "
+                                     f"rate (last good checkpoint: {self.ckpt.last_path})")
+        return {k: v for k, v in values.items() if torch.isfinite(torch.tensor(v))}
+
+    def _save_grid(self, step: int) -> None:
+        if self.info.is_main:
+            self.run.save_samples(step, self.sample(), nrow=self.grid_columns)
+
+    def _evaluate(self, step: int, write) -> None:
+        report = self.evaluate_fn()
+        cmetrics.log_to_run(self.run, step, report, self.ckpt.model_name)
+        write(f"step {step}: {cmetrics.format_report(report)}")
+
+    def finish(self) -> Path:
+        """After the last step (or a stop): the checkpoint, grid and evaluation that are not
+        yet saved for it, where they are, and the run directory closed."""
+        self._close()
+        step, opt = self.step, self.opt
+        if step > self.start_step:
+            if step % opt.save_every != 0:
+                self.ckpt.save(step, self.epoch)
+            if step % opt.sample_every != 0:
+                self._save_grid(step)
+            if self.evaluate_fn is not None and step % opt.eval_every != 0:
+                self._evaluate(step, print)
+            if self.info.is_main:
+                print(f"samples: {self.run.sample_path(step)}\ncheckpoint: {self.ckpt.last_path}")
+        elif self.info.is_main:
+            print(f"nothing to do: the run is already at step {step} of {self.total}")
+        self.run.close()
+        return Path(self.run.directory)

@@ -1,0 +1,247 @@
+"""common.loop: the bookkeeping every train.py hands over (cadence, resume, stopping,
+the finite check, fp16's skipped steps), tested on a toy model, then through two folders."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+
+import pytest
+import torch
+from torch import nn
+
+from common import loop as cloop
+from common.checkpoint import Checkpointer, load_file
+from common.device import GradScaler, Precision
+from common.errors import NonFiniteLossError
+from common.run import Run
+
+CPU = torch.device("cpu")
+
+
+def options(tmp_path, **kw):
+    base = dict(device="cpu", seed=0, precision="fp32", channels_last=False, compile=False, workers=0,
+                out=str(tmp_path / "run"), data="toy", log_every=1, sample_every=3, save_every=4, eval_every=0,
+                max_minutes=None, deterministic=False)
+    return argparse.Namespace(**{**base, **kw})
+
+
+class Toy:
+    """A linear model, its checkpointer and a TrainLoop over `total` steps."""
+
+    def __init__(self, tmp_path, total=6, start_step=0, evaluate=None, scaler=None, resume=None, **kw):
+        self.opt = options(tmp_path, **kw)
+        self.session = cloop.setup(self.opt, "toy")
+        if scaler is not None:
+            self.session.prec.scaler = scaler
+        self.model = nn.Linear(2, 1)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.1)
+        self.run = Run(self.opt.out, vars(self.opt))
+        self.ckpt = Checkpointer(self.run.checkpoints, model_name="toy", models={"G": self.model},
+                                 optimizers={"G": self.optimizer}, options=vars(self.opt))
+        start_step, _ = self.ckpt.resume(resume)
+        self.loop = cloop.TrainLoop(self.opt, self.session, self.run, self.ckpt, total=total, start_step=start_step,
+                                    sample=lambda: torch.zeros(4, 1, 8, 8), evaluate=evaluate)
+
+    def step(self, x):
+        loss = self.model(x).square().mean()
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        return {"loss": loss.detach()}
+
+
+def saved_steps(toy):
+    return sorted(int(p.stem.split("_")[1]) for p in toy.run.samples.glob("*.png"))
+
+
+def test_cadence_of_samples_checkpoints_and_the_end(tmp_path):
+    toy = Toy(tmp_path, total=7)
+    seen = []
+    for step in toy.loop.steps():
+        toy.loop.after_step(step, 0, toy.step(torch.randn(4, 2)))
+        seen.append(step)
+    toy.loop.finish()
+    assert seen == list(range(1, 8))
+    assert saved_steps(toy) == [3, 6, 7]  # every 3 steps, and the last one
+    assert load_file(toy.ckpt.last_path)["step"] == 7  # saved at 4 and, at the end, at 7
+
+
+def test_over_a_loader_resumes_on_the_batch_an_unbroken_run_reads(tmp_path):
+    from torch.utils.data import TensorDataset
+
+    data = TensorDataset(torch.arange(40.0).view(20, 2))
+    whole = Toy(tmp_path / "a", total=9)
+    loader = whole.session.loader(data, 4)  # 5 batches an epoch
+    batches = {}
+    for step, epoch, (x,) in whole.loop.over(loader):
+        batches[step] = x.clone()
+        whole.loop.after_step(step, epoch, {"loss": torch.tensor(0.0)})
+    later = Toy(tmp_path / "b", total=9)
+    later.loop.start_step = 6  # as a resume at step 6 would set it
+    resumed = {}
+    for step, epoch, (x,) in later.loop.over(later.session.loader(data, 4)):
+        resumed[step] = x.clone()
+        later.loop.after_step(step, epoch, {"loss": torch.tensor(0.0)})
+    assert sorted(resumed) == [7, 8, 9]
+    for step in resumed:
+        assert torch.equal(resumed[step], batches[step]), step
+    assert not torch.equal(batches[7], batches[2])  # epoch 1 is shuffled differently
+
+
+def test_losses_are_logged_and_checked(tmp_path):
+    toy = Toy(tmp_path, total=3, save_every=1)
+    with pytest.raises(NonFiniteLossError, match=r"step 2 .*last.pt"):
+        for step in toy.loop.steps():
+            loss = toy.step(torch.randn(4, 2))
+            toy.loop.after_step(step, 0, {"loss": loss["loss"] * (float("nan") if step == 2 else 1.0)})
+    assert load_file(toy.ckpt.last_path)["step"] == 1  # nothing saved after the NaN
+    assert toy.loop._bar is None  # the bar and the Ctrl-C handler were put away
+
+
+def test_evaluation_every_n_steps_and_at_the_end(tmp_path):
+    calls = []
+
+    def evaluate():
+        calls.append(True)
+        return {"features": "toy", "n": 4, "fid": 1.0, "kid": 0.0, "kid_std": 0.0, "ms_ssim": 0.5}
+
+    toy = Toy(tmp_path, total=5, eval_every=2, evaluate=evaluate)
+    for step in toy.loop.steps():
+        toy.loop.after_step(step, 0, toy.step(torch.randn(4, 2)))
+    toy.loop.finish()
+    records = [json.loads(line) for line in (toy.run.directory / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [2, 4, 5] and len(calls) == 3
+
+
+def test_ctrl_c_stops_after_the_step_and_saves(tmp_path):
+    toy = Toy(tmp_path, total=50)
+    for step in toy.loop.steps():
+        toy.loop.after_step(step, 0, toy.step(torch.randn(4, 2)))
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # the handler asks the loop to stop after this step
+    toy.loop.finish()
+    assert load_file(toy.ckpt.last_path)["step"] == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
+def test_time_budget_stops_the_loop(tmp_path):
+    toy = Toy(tmp_path, total=50, max_minutes=1e-9)
+    for step in toy.loop.steps():
+        toy.loop.after_step(step, 0, toy.step(torch.randn(4, 2)))
+    toy.loop.finish()
+    assert load_file(toy.ckpt.last_path)["step"] == 1
+
+
+def test_nothing_to_do_when_the_run_is_complete(tmp_path, capsys):
+    toy = Toy(tmp_path, total=3)
+    toy.loop.start_step = toy.loop.step = 3
+    assert list(toy.loop.steps()) == []
+    toy.loop.finish()
+    assert "nothing to do" in capsys.readouterr().out
+
+
+class FakeScaler:
+    """Stands for fp16's GradScaler: a test sets how many updates it has skipped."""
+
+    def __init__(self):
+        self.skipped_updates = 0
+
+    def get_scale(self):
+        return 1.0
+
+
+def test_a_step_the_fp16_scaler_skipped_may_be_non_finite(tmp_path):
+    scaler = FakeScaler()
+    toy = Toy(tmp_path, total=4, scaler=scaler)
+    logged = []
+    for step in toy.loop.steps():
+        if step == 2:
+            scaler.skipped_updates += 1  # this step's gradients overflowed: update skipped
+        logged.append(toy.loop.after_step(step, 0, {"loss": torch.tensor(float("inf") if step == 2 else 1.0),
+                                                    "other": torch.tensor(0.5)}))
+    toy.loop.finish()
+    assert logged[1] == {"other": 0.5}  # the inf is left out of the logs, the run goes on
+    assert load_file(toy.ckpt.last_path)["step"] == 4
+
+
+def test_a_scaler_that_skips_every_step_ends_the_run(tmp_path):
+    scaler = FakeScaler()
+    toy = Toy(tmp_path, total=100, scaler=scaler)
+    with pytest.raises(NonFiniteLossError, match="in a row"):
+        for step in toy.loop.steps():
+            scaler.skipped_updates += 1
+            toy.loop.after_step(step, 0, {"loss": torch.tensor(float("nan"))})
+    assert step == cloop.MAX_SKIPPED_IN_A_ROW
+
+
+def test_grad_scaler_counts_only_the_updates_it_skipped():
+    model = nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = GradScaler("cpu", init_scale=2.0 ** 10, growth_interval=1)
+    for factor in (1.0, float("inf"), 1.0):
+        opt.zero_grad()
+        scaler.scale(model(torch.ones(1, 2)).sum() * factor).backward()
+        scaler.step(opt)
+        scaler.update()
+    assert scaler.skipped_updates == 1
+    assert scaler.get_scale() == 2.0 ** 11  # 2^10 grew to 2^11, halved to 2^10, grew to 2^11
+
+
+def test_setup_resolves_the_run_and_deterministic_mode(tmp_path):
+    opt = options(tmp_path, out=None, data="digits", deterministic=True)
+    try:
+        session = cloop.setup(opt, "toy")
+        assert torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.benchmark
+        assert opt.out == os.path.join("runs", "toy-digits")
+        assert session.device == CPU and session.prec.mode == "fp32"
+    finally:
+        cloop.setup(options(tmp_path), "toy")  # back to the default for the other tests
+    assert not torch.are_deterministic_algorithms_enabled()
+
+
+# ----------------------------------------- fp16 with a gradient penalty, end to end
+class CpuFp16(Precision):
+    """fp16 autocast with an enabled GradScaler, on the CPU (which runs fp16 autocast;
+    Precision itself refuses fp16 off CUDA). The scale doubles after every good update,
+    so it soon grows until the gradients overflow, as a long GPU run's does."""
+
+    made: list = []
+
+    def __init__(self, precision, device):
+        super().__init__("fp32", device)
+        self.mode, self.dtype = "fp16", torch.float16
+        self.scaler = GradScaler("cpu", growth_interval=3)
+        CpuFp16.made.append(self)
+
+
+@pytest.mark.parametrize("folder", ["wgan_gp", "cgan"])
+def test_fp16_with_the_gradient_penalty_trains_through_overflows(folder, tmp_path, monkeypatch):
+    """fp16 + GradScaler + gradient penalty: the first step (scale 65536) is finite, and
+    when the growing scale makes gradients overflow, those updates are skipped and the run
+    goes on to its last step (it used to stop at step 1 with a NaN penalty)."""
+    import importlib
+
+    train = importlib.import_module(f"{folder}.train")
+    monkeypatch.setattr(cloop.cdev, "Precision", CpuFp16)
+    CpuFp16.made.clear()
+    extra = ["--embed-size", "8", "--ngf", "4", "--ndf", "4"] if folder == "cgan" else ["--ngf", "8", "--ndf", "8"]
+    out = tmp_path / folder
+    train.main(train.parse_opt(["--image-size", "16", "--batch-size", "16", "--device", "cpu", "--n-critic", "2",
+                                "--max-steps", "8", "--log-every", "1", "--sample-every", "100",
+                                "--save-every", "100", "--out", str(out), *extra]))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    (prec,) = CpuFp16.made
+    acc = EventAccumulator(str(out))
+    acc.Reload()
+    first = acc.Scalars("train/gp")[0]
+    assert first.step == 1 and math.isfinite(first.value)  # finite at the initial scale, 65536
+    assert prec.scaler.skipped_updates >= 1  # later the scale grew past what fp16 holds
+    payload = load_file(out / "checkpoints/last.pt")
+    assert payload["step"] == 8
+    assert all(torch.isfinite(v).all() for v in payload["models"]["G"].values() if v.is_floating_point())
+    assert payload["scaler"]["scale"] < 2.0 ** 16 * 2 ** 16  # it backed off instead of growing without end
+    assert math.isfinite(payload["scaler"]["scale"])
