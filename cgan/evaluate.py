@@ -21,11 +21,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd cgan && python evaluate.py` works
 
 import argparse
-from types import SimpleNamespace
 
 import torch
 
-from common import metrics
+from common import inference, metrics
 from common.checkpoint import load_for_inference
 from common.cli import add_evaluate_args
 from common.device import pick_device
@@ -43,12 +42,6 @@ def parse_opt(argv=None):
     return p.parse_args(argv)
 
 
-def real_dataset(o: dict, data_root: str | None):
-    """The training data as the checkpoint's options describe it."""
-    return build_dataset(SimpleNamespace(data=o["data"], image_size=o["image_size"], channels=o["channels"],
-                                         data_root=data_root or o.get("data_root", "data"), seed=o.get("seed", 0)))
-
-
 def real_labels(dataset, seed: int, n: int) -> torch.Tensor:
     """The labels of real half A (common.metrics.reference_split), for the reference accuracy."""
     half_a, _ = metrics.reference_split(len(dataset), n, seed)
@@ -59,27 +52,20 @@ def main(opt) -> list[dict]:
     device = pick_device(opt.device)
     payload = load_for_inference(opt.checkpoint, MODEL_NAME)
     G, o = load_generator(opt.checkpoint, device, payload=payload)
-    dataset = real_dataset(o, opt.data_root)
-    evaluator = metrics.Evaluator(dataset, o["data"], n=opt.n, features=opt.features, device=device,
-                                  inception_weights=opt.inception_weights, seed=opt.seed)
+    dataset = build_dataset(inference.stored_data(o, opt.data_root))
+    evaluator = inference.evaluator(opt, dataset, o, device)
     z = sample_z(evaluator.n, o["nz"], o["z_dist"], generator=torch.Generator().manual_seed(opt.seed))
     labels = cycling_labels(evaluator.n, o["num_classes"])
     images = generate(G, z, labels, device, seed=opt.seed)
+    records = inference.evaluation_records(opt, payload, evaluator, images, MODEL_NAME, arch=o.get("arch", "conv"))
     classifier = label_classifier(o["data"])
-    common = {"model": MODEL_NAME, "checkpoint": str(opt.checkpoint), "step": payload.get("step"), "data": o["data"],
-              "arch": o.get("arch", "conv")}
-    generated = {**common, "what": "generated", **evaluator(images)}
-    if classifier is not None:
-        generated["class_accuracy"] = metrics.class_accuracy(classifier, images, labels)
-    records = [generated]
-    if opt.real:
-        reference = {**common, "what": "real A vs B", **evaluator.real_vs_real()}
-        if classifier is not None:
-            reference["class_accuracy"] = metrics.class_accuracy(
-                classifier, evaluator.real_a, real_labels(dataset, opt.seed, evaluator.n))
-        records.append(reference)
     if classifier is None:
         print(f"class accuracy: not measured (the offline classifier knows digits only, the data are {o['data']})")
+    else:  # does G(z | y) show the digit y? On real digits: the classifier's own accuracy
+        records[0]["class_accuracy"] = metrics.class_accuracy(classifier, images, labels)
+        if opt.real:
+            records[1]["class_accuracy"] = metrics.class_accuracy(
+                classifier, evaluator.real_a, real_labels(dataset, opt.seed, evaluator.n))
     metrics.report_records(records, opt.checkpoint, opt.jsonl)
     return records
 

@@ -17,14 +17,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd dcgan && python generate.py` works
 
 import argparse
-import math
 
 import torch
 
-from common.checkpoint import load_for_inference, load_state_checked
+from common import inference
+from common.cli import positive_int
 from common.device import pick_device
-from common.errors import CheckpointError, run_main
-from common.run import save_grid
+from common.errors import run_main
 from dcgan.model import Generator, build_generator
 from dcgan.utils import interpolate_z, sample_z
 
@@ -33,33 +32,19 @@ MODEL_NAME = "dcgan"
 
 def parse_opt(argv=None):
     p = argparse.ArgumentParser(description="Generate images with a trained DCGAN.")
-    p.add_argument("--checkpoint", required=True, help="a checkpoint written by dcgan/train.py")
-    p.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
-    p.add_argument("--out", default="samples.png", help="grid PNG to write (default samples.png)")
-    p.add_argument("--individual", default=None, metavar="DIR", help="also write each image as DIR/00000.png ...")
+    inference.add_generate_args(p, model=MODEL_NAME)
     p.add_argument("--interpolate", action="store_true",
                    help="latent walk: each row goes in a straight line between two random z (Sec. 6.1, Fig. 4)")
-    p.add_argument("--rows", type=int, default=8, help="rows of the interpolation grid (default 8)")
-    p.add_argument("--steps", type=int, default=10, help="images per interpolation row (default 10)")
-    p.add_argument("--seed", type=int, default=0, help="random seed for z (default 0)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default auto)")
+    p.add_argument("--rows", type=positive_int, default=8, help="rows of the interpolation grid (default 8)")
+    p.add_argument("--steps", type=positive_int, default=10, help="images per interpolation row (default 10)")
     p.add_argument("--no-ema", action="store_true", help="use the raw G weights even if an EMA was saved")
     return p.parse_args(argv)
 
 
 def load_generator(path, device, use_ema: bool = True, payload: dict | None = None) -> tuple[Generator, dict]:
-    """Rebuild G from the options stored in the checkpoint and load its weights
-    (`payload`: the checkpoint already loaded by load_for_inference, to read it once).
-    A VBNGenerator's reference batch is a buffer, so it comes back with the weights."""
-    payload = payload or load_for_inference(path, MODEL_NAME)
-    o = payload["options"]
-    try:
-        G = build_generator(o)  # Generator, or VBNGenerator for --virtual-batch-norm runs
-    except KeyError as exc:
-        raise CheckpointError(f"{path}: options lack {exc}, needed to rebuild the generator") from exc
-    state = payload["ema"]["module"] if use_ema and "ema" in payload else payload["models"]["G"]
-    load_state_checked(G, state, what="G", path=path)
-    return G.to(device).eval(), o
+    """G rebuilt from the checkpoint's options (build_generator: a VBNGenerator for
+    --virtual-batch-norm runs, whose reference batch is a buffer and comes back with the weights)."""
+    return inference.load_generator(path, MODEL_NAME, build_generator, device, payload=payload, use_ema=use_ema)
 
 
 @torch.no_grad()
@@ -73,16 +58,8 @@ def main(opt) -> Path:
         nrow = opt.steps
     else:
         z = sample_z(opt.n, o["nz"], o.get("z_dist", "uniform"), generator=gen)
-        nrow = max(1, int(math.sqrt(opt.n)))
-    images = torch.cat([G(chunk.to(device)).float().cpu() for chunk in z.split(256)])
-    out = save_grid(images, opt.out, nrow=nrow)
-    print(f"wrote {out} ({images.shape[0]} images, {images.shape[-1]}x{images.shape[-1]})")
-    if opt.individual:
-        folder = Path(opt.individual)
-        for i, image in enumerate(images):
-            save_grid(image.unsqueeze(0), folder / f"{i:05d}.png", nrow=1)
-        print(f"wrote {images.shape[0]} images to {folder}/")
-    return out
+        nrow = None  # a near-square grid
+    return inference.write_images(inference.in_batches(G, z, device), opt, nrow=nrow)
 
 
 if __name__ == "__main__":

@@ -15,11 +15,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd wgan_gp && python evaluate.py` works
 
 import argparse
-from types import SimpleNamespace
 
 import torch
 
-from common import metrics
+from common import inference, metrics
 from common.checkpoint import load_for_inference
 from common.cli import add_evaluate_args
 from common.device import pick_device
@@ -37,23 +36,13 @@ def parse_opt(argv=None):
     return p.parse_args(argv)
 
 
-def real_dataset(o: dict, data_root: str | None):
-    """The training data as the checkpoint's options describe it."""
-    return build_dataset(SimpleNamespace(data=o["data"], image_size=o["image_size"], channels=o["channels"],
-                                         data_root=data_root or o.get("data_root", "data"), seed=o.get("seed", 0)))
-
-
 def main(opt) -> list[dict]:
     device = pick_device(opt.device)
     payload = load_for_inference(opt.checkpoint, MODEL_NAME)
     G, o = load_generator(opt.checkpoint, device, payload=payload)
-    evaluator = metrics.Evaluator(real_dataset(o, opt.data_root), o["data"], n=opt.n, features=opt.features,
-                                  device=device, inception_weights=opt.inception_weights, seed=opt.seed)
+    evaluator = inference.evaluator(opt, build_dataset(inference.stored_data(o, opt.data_root)), o, device)
     z = sample_z(evaluator.n, o["nz"], o.get("z_dist", "normal"), generator=torch.Generator().manual_seed(opt.seed))
-    common = {"model": MODEL_NAME, "checkpoint": str(opt.checkpoint), "step": payload.get("step"), "data": o["data"]}
-    records = [{**common, "what": "generated", **evaluator(metrics.generate(G, z, device))}]
-    if opt.real:
-        records.append({**common, "what": "real A vs B", **evaluator.real_vs_real()})
+    records = inference.evaluation_records(opt, payload, evaluator, metrics.generate(G, z, device), MODEL_NAME)
     metrics.report_records(records, opt.checkpoint, opt.jsonl)
     return records
 
