@@ -30,7 +30,7 @@ def main():
 
     data = {run: scalars(run) for run in opt.runs}
     tags = sorted(set.intersection(*(set(d) for d in data.values())))
-    print(f"| run | final step | " + " | ".join(t.split("/")[-1] for t in tags) + " |")
+    print("| run | final step | " + " | ".join(t.split("/")[-1] for t in tags) + " |")
     print("|---|---:|" + "---:|" * len(tags))
     for run, d in data.items():
         end = max(s for s, _ in d[tags[0]])

@@ -20,13 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd cgan && python evaluate.py` works
 
-import argparse
-
 import torch
 
 from common import inference, metrics
 from common.checkpoint import load_for_inference
-from common.cli import add_evaluate_args
 from common.device import pick_device
 from common.errors import run_main
 from cgan.dataset import build_dataset
@@ -37,9 +34,8 @@ MODEL_NAME = "cgan"
 
 
 def parse_opt(argv=None):
-    p = argparse.ArgumentParser(description="Evaluate a trained conditional GAN against its training data.")
-    add_evaluate_args(p, model=MODEL_NAME)
-    return p.parse_args(argv)
+    parser = inference.evaluate_parser(MODEL_NAME, "Evaluate a trained conditional GAN against its training data.")
+    return parser.parse_args(argv)
 
 
 def real_labels(dataset, seed: int, n: int) -> torch.Tensor:

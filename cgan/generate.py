@@ -14,33 +14,31 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd cgan && python generate.py` works
 
-import argparse
-
 import torch
 
 from common import inference
 from common.cli import positive_int
-from common.device import pick_device
-from common.errors import UserError, run_main
+from common.errors import UserError
 from cgan.model import build_models
 from cgan.utils import class_grid_labels, class_grid_z, generate, sample_z
 
 MODEL_NAME = "cgan"
 
 
-def parse_opt(argv=None):
-    p = argparse.ArgumentParser(description="Generate images with a trained conditional GAN.")
-    inference.add_generate_args(p, model=MODEL_NAME, n_help="number of samples with --label")
+def add_args(p) -> None:
     p.add_argument("--label", type=int, default=None,
                    help="draw --n samples of this class (default: the class grid, one row per class)")
     p.add_argument("--per-class", type=positive_int, default=10,
                    help="columns of the class grid: samples per class (default 10)")
-    return p.parse_args(argv)
+
+
+def build_generator(o: dict) -> torch.nn.Module:
+    """G of either --arch, as the checkpoint's options describe it."""
+    return build_models(o)[0]
 
 
 def load_generator(path, device, payload: dict | None = None) -> tuple[torch.nn.Module, dict]:
-    """G rebuilt from the options stored in the checkpoint (either --arch), with its weights."""
-    return inference.load_generator(path, MODEL_NAME, lambda o: build_models(o)[0], device, payload=payload)
+    return inference.load_generator(path, MODEL_NAME, build_generator, device, payload=payload)
 
 
 def requested(opt, o: dict) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -56,15 +54,17 @@ def requested(opt, o: dict) -> tuple[torch.Tensor, torch.Tensor, int]:
     return z, torch.full((opt.n,), opt.label, dtype=torch.long), inference.square_columns(opt.n)
 
 
-def main(opt) -> Path:
-    device = pick_device(opt.device)
-    G, o = load_generator(opt.checkpoint, device)
+def draw(G, o: dict, opt, device) -> inference.Samples:
+    """G(z | y) for the requested labels; single images are named by their class."""
     z, labels, nrow = requested(opt, o)
-    images = generate(G, z, labels, device, seed=opt.seed)
     what = f"class {opt.label}" if opt.label is not None else f"row k = class k, {o['num_classes']} classes"
-    names = [f"{i:05d}_class{label}.png" for i, label in enumerate(labels.tolist())]
-    return inference.write_images(images, opt, nrow=nrow, names=names, note=what)
+    return inference.Samples(generate(G, z, labels, device, seed=opt.seed), nrow=nrow, note=what,
+                             names=[f"{i:05d}_class{label}.png" for i, label in enumerate(labels.tolist())])
 
+
+parse_opt, main = inference.generate_script(MODEL_NAME, "Generate images with a trained conditional GAN.",
+                                            build_generator, draw, add_args=add_args,
+                                            n_help="number of samples with --label")
 
 if __name__ == "__main__":
-    run_main(lambda: main(parse_opt()))
+    inference.run_script(parse_opt, main)

@@ -79,8 +79,6 @@ def parse_opt(argv=None):
     g.add_argument("--image-size", type=positive_int, default=None,
                    help="image size (default: conv 64, the seed's, any power of two >= 8, e.g. 32; "
                         "mlp 28, MNIST's 784 pixels)")
-    g.add_argument("--channels", type=int, default=3,
-                   help="image channels for a class folder (default 3); embedded and torchvision data set it")
     c = p.add_argument_group("--arch conv (the seed's WGAN-GP cGAN)")
     c.add_argument("--embed-size", type=positive_int, default=100,
                    help="size of G's label embedding, joined to z (default 100, the seed's)")
@@ -109,7 +107,7 @@ def parse_opt(argv=None):
                         "\"applied to both the generator and discriminator\"; README)")
     m.add_argument("--dropout-d", type=float, default=0.5,
                    help="dropout probability on D's image input and hidden layers (default 0.5, Sec. 4.1)")
-    add_common_args(p, model=MODEL_NAME, data="digits", log_every=10)
+    add_common_args(p, model=MODEL_NAME, data="digits", channels=3, log_every=10)
     return resolve_arch_defaults(p.parse_args(argv))
 
 
@@ -168,10 +166,7 @@ def critic_step(G, C, opt_c, real: torch.Tensor, labels: torch.Tensor, z: torch.
         # the penalty's interpolates x_hat keep the real/fake pair's shared label y
         gp = gradient_penalty(C, real, fake, scaler=prec.scaler, labels=labels)
         loss_c = critic_loss(real_scores, fake_scores, gp, lambda_gp)
-    opt_c.zero_grad(set_to_none=True)
-    prec.scaler.scale(loss_c).backward()
-    prec.scaler.step(opt_c)
-    prec.scaler.update()
+    prec.minimize(loss_c, opt_c)
     return {"loss_c": loss_c.detach(), "gp": gp.detach(),
             "wasserstein_estimate": wasserstein_estimate(real_scores.detach(), fake_scores.detach())}
 
@@ -183,25 +178,16 @@ def discriminator_step(G, D, opt_d, real: torch.Tensor, labels: torch.Tensor, z:
     with prec.autocast():
         real_logits, fake_logits = D(real, labels), D(fake, labels)
         loss_d = discriminator_loss(real_logits, fake_logits)
-    opt_d.zero_grad(set_to_none=True)
-    prec.scaler.scale(loss_d).backward()
-    prec.scaler.step(opt_d)
-    prec.scaler.update()
+    prec.minimize(loss_d, opt_d)
     return {"loss_d": loss_d.detach(), "D(x)": torch.sigmoid(real_logits.detach().float()).mean(),
             "D(G(z))": torch.sigmoid(fake_logits.detach().float()).mean()}
 
 
 def generator_step(G, D, opt_g, z: torch.Tensor, labels: torch.Tensor, prec: cdev.Precision, loss_fn) -> dict:
     """One update of G against the current D / critic (`loss_fn`: wgan_generator_loss or generator_loss)."""
-    d = distributed.unwrap_ddp(D)  # no DDP sync of D's (unused) gradients; still compiled
-    d.requires_grad_(False)  # gradients flow through D to G, not into D's weights
-    with prec.autocast():
+    with distributed.frozen(D) as d, prec.autocast():  # G's gradients pass through D, not into it
         loss_g = loss_fn(d(G(z, labels), labels))
-    opt_g.zero_grad(set_to_none=True)
-    prec.scaler.scale(loss_g).backward()
-    prec.scaler.step(opt_g)
-    prec.scaler.update()
-    d.requires_grad_(True)
+    prec.minimize(loss_g, opt_g)
     return {"loss_g": loss_g.detach()}
 
 
@@ -228,7 +214,6 @@ def total_steps(opt, batches_per_epoch: int) -> int:
 
 def main(opt) -> Path:
     session = setup(opt, MODEL_NAME)  # torchrun, seed, device, precision, channels_last, run name
-    device, prec = session.device, session.prec
     session.channels_last = session.channels_last and opt.arch == "conv"  # NHWC helps convolutions only
 
     dataset = build_dataset(opt)
@@ -236,14 +221,13 @@ def main(opt) -> Path:
     loader = session.loader(dataset, opt.batch_size)
 
     G, D = build_models(vars(opt))
-    G = cdev.prepare_model(G, device, session.channels_last)
-    D = cdev.prepare_model(D, device, session.channels_last)
+    G, D = session.place(G), session.place(D)
     opt_g, opt_d = build_optimizers(opt, G, D)
 
     options = crun.options_dict(opt)
     run = crun.Run(opt.out, options, session.is_main)
     ckpt = Checkpointer(run.checkpoints, model_name=MODEL_NAME, models={"G": G, "D": D},
-                        optimizers={"G": opt_g, "D": opt_d}, scaler=prec.scaler, options=options,
+                        optimizers={"G": opt_g, "D": opt_d}, scaler=session.prec.scaler, options=options,
                         arch_options=ARCH_OPTIONS, is_main=session.is_main)
     start_step, _ = ckpt.resume(opt.resume)
     G_train, D_train = session.for_training(G), session.for_training(D)  # --compile, DDP
@@ -256,19 +240,19 @@ def main(opt) -> Path:
     if session.is_main:
         what = "WGAN-GP, Adam" if opt.arch == "conv" else "GAN loss, SGD + momentum"
         print(f"cGAN --arch {opt.arch} ({what}) {opt.image_size}x{opt.image_size}x{opt.channels}, "
-              f"{opt.num_classes} classes: G {n_params(G)} / D {n_params(D)} parameters; {prec}, "
+              f"{opt.num_classes} classes: G {n_params(G)} / D {n_params(D)} parameters; {session.prec}, "
               f"channels_last={session.channels_last}; {len(dataset)} images, {len(loader)} batches/epoch, "
               f"n_critic {opt.n_critic}, generator steps {start_step}->{total}; sample grids: row k = class k")
 
     evaluate = None
     if opt.eval_every > 0 and session.is_main:  # the real half and its features once; its own latents
-        evaluator = cmetrics.Evaluator(dataset, opt.data, n=opt.eval_n, device=device)
+        evaluator = cmetrics.Evaluator(dataset, opt.data, n=opt.eval_n, device=session.device)
         eval_z = sample_z(evaluator.n, opt.nz, opt.z_dist, generator=torch.Generator().manual_seed(opt.seed + 1))
         eval_labels = cycling_labels(evaluator.n, opt.num_classes)
         classifier = label_classifier(opt.data)
 
         def evaluate() -> dict:
-            images = generate(G, eval_z, eval_labels, device, seed=opt.seed + 1)
+            images = generate(G, eval_z, eval_labels, session.device, seed=opt.seed + 1)
             report = evaluator(images)
             if classifier is not None:
                 report["class_accuracy"] = cmetrics.class_accuracy(classifier, images, eval_labels)
@@ -276,16 +260,17 @@ def main(opt) -> Path:
 
     def d_step(real, labels, z) -> dict:
         if opt.arch == "conv":  # WGAN-GP critic
-            return critic_step(G_train, D_train, opt_d, real, labels, z, prec, opt.lambda_gp)
-        return discriminator_step(G_train, D_train, opt_d, real, labels, z, prec)  # GAN discriminator
+            return critic_step(G_train, D_train, opt_d, real, labels, z, session.prec, opt.lambda_gp)
+        return discriminator_step(G_train, D_train, opt_d, real, labels, z, session.prec)  # GAN discriminator
 
     g_loss = wgan_generator_loss if opt.arch == "conv" else generator_loss
 
     # an endless stream of real (x, y) batches; step s has read exactly s * n_critic of them
     batches = cdata.iterate_steps(loader, start_step * opt.n_critic, 2**62)
     # the grid: fixed latents, row k = class k (its own seed: the run's RNG stays put)
-    loop = TrainLoop(opt, session, run, ckpt, total=total, start_step=start_step, grid_columns=GRID_COLUMNS,
-                     sample=lambda: generate(G, fixed_z, fixed_labels, device, seed=opt.seed), evaluate=evaluate)
+    loop = TrainLoop(opt, session, run, ckpt, total=total, start_step=start_step, evaluate=evaluate,
+                     sample=lambda: generate(G, fixed_z, fixed_labels, session.device, seed=opt.seed),
+                     grid_columns=GRID_COLUMNS)
     for step in loop.steps():
         schedule = {}
         if opt.arch == "mlp":  # Sec. 4.1: this update's lr and momentum, a function of the step alone
@@ -296,16 +281,14 @@ def main(opt) -> Path:
         # ---- critic / discriminator: n_critic iterations, each on a new real batch ----
         for _ in range(opt.n_critic):
             _, epoch, (real, labels) = next(batches)
-            labels = labels.to(device, non_blocking=True)
-            z = sample_z(real.shape[0], opt.nz, opt.z_dist, device=device)
+            labels = labels.to(session.device, non_blocking=True)
+            z = sample_z(real.shape[0], opt.nz, opt.z_dist, device=session.device)
             d_stats = d_step(session.to_input(real), labels, z)
         # ---- generator: one iteration, fresh z, the last real batch's labels ----
-        z = sample_z(labels.shape[0], opt.nz, opt.z_dist, device=device)
-        losses = {**d_stats, **generator_step(G_train, D_train, opt_g, z, labels, prec, g_loss)}
+        z = sample_z(labels.shape[0], opt.nz, opt.z_dist, device=session.device)
+        losses = {**d_stats, **generator_step(G_train, D_train, opt_g, z, labels, session.prec, g_loss)}
         loop.after_step(step, epoch, losses, log=schedule)
-    out = loop.finish()
-    distributed.cleanup()
-    return out
+    return loop.finish()
 
 
 if __name__ == "__main__":

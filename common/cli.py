@@ -23,7 +23,7 @@ def positive_float(text: str) -> float:
     return value
 
 
-def add_common_args(parser: argparse.ArgumentParser, *, model: str, data: str,
+def add_common_args(parser: argparse.ArgumentParser, *, model: str, data: str, channels: int = 3,
                     log_every: int = 50, sample_every: int = 500, save_every: int = 1000) -> None:
     g = parser.add_argument_group("data, run directory and plumbing (same flags in every folder)")
     g.add_argument("--data", default=data,
@@ -31,6 +31,9 @@ def add_common_args(parser: argparse.ArgumentParser, *, model: str, data: str,
                         f"(torchvision, downloads into --data-root) | path to a folder of images "
                         f"(default: {data})")
     g.add_argument("--data-root", default="data", help="where torchvision datasets live (default: data)")
+    g.add_argument("--channels", type=int, default=channels,
+                   help=f"image channels for an image folder, 1 (grey) or 3 (RGB) (default {channels}); the embedded "
+                        f"and torchvision datasets set their own")
     g.add_argument("--out", default=None,
                    help=f"run directory (default: runs/{model}-<data>); holds options.json, TensorBoard "
                         f"events, samples/ and checkpoints/")

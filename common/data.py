@@ -134,6 +134,58 @@ def list_images(root: str | Path) -> list[Path]:
     return files
 
 
+HIGH_BIT_DEPTH = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")  # PIL's 16-bit, 32-bit integer and float modes
+
+
+def to_8bit(im):
+    """A 16-bit, 32-bit integer or float PIL image as an 8-bit greyscale one ('L'), scaled,
+    not clipped: PIL's own convert() clips such values at 255, so a 16-bit image of mean
+    32,000 would come out almost white.
+
+    - 16-bit (I;16*): value / 257, i.e. 0..65535 -> 0..255.
+    - 32-bit integer (I): by the range the values use: 0..255 as they are, 0..65535 as
+      16-bit (PNG and TIFF readers often hand 16-bit data over as I), anything else
+      stretched from its own min..max to 0..255.
+    - float (F): 0..1 -> 0..255; any other range stretched from its min..max. NaN/inf -> 0.
+    Stretching is per image, so absolute intensities are not comparable between such files."""
+    from PIL import Image
+
+    a = np.asarray(im, dtype=np.float64)
+    a = np.where(np.isfinite(a), a, 0.0)
+    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+    if im.mode.startswith("I;16") or (im.mode == "I" and lo >= 0 and 255 < hi <= 65535):
+        a = a / 257.0
+    elif im.mode == "F" and lo >= 0 and hi <= 1:
+        a = a * 255.0
+    elif not (im.mode == "I" and lo >= 0 and hi <= 255):
+        a = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
+    return Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8), mode="L")
+
+
+def convert_image(im, channels: int):
+    """A PIL image of any mode as 'L' (channels=1) or 'RGB' (channels=3).
+
+    High bit depths are scaled to 8 bits first (to_8bit); the rest is PIL's convert():
+    grey is repeated into R, G and B, a palette is looked up, CMYK is converted, and an
+    alpha channel (RGBA, LA, a palette's transparency) is dropped, not composited: a
+    transparent pixel shows whatever colour it stores, often black."""
+    if im.mode in HIGH_BIT_DEPTH:
+        im = to_8bit(im)
+    return im.convert("L" if channels == 1 else "RGB")
+
+
+def load_image(path: str | Path, channels: int = 3):
+    """Open `path` as an 8-bit 'L' or 'RGB' PIL image (convert_image); an unreadable file is
+    a DataError naming it."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return convert_image(im, channels)
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise DataError(f"cannot read image {path} ({exc})") from exc
+
+
 class ImageFolderFlat(Dataset):
     """Any folder of images (searched recursively), resized and centre-cropped to
     `image_size`, converted to `channels` (1 = greyscale, 3 = RGB). Label is 0."""
@@ -155,16 +207,7 @@ class ImageFolderFlat(Dataset):
         return len(self.files)
 
     def __getitem__(self, i):
-        from PIL import Image
-
-        path = self.files[i]
-        try:
-            with Image.open(path) as im:
-                im = im.convert("L" if self.channels == 1 else "RGB")
-                x = self.transform(im)
-        except OSError as exc:
-            raise DataError(f"cannot read image {path} ({exc})") from exc
-        return to_tanh_range(x), 0
+        return to_tanh_range(self.transform(load_image(self.files[i], self.channels))), 0
 
 
 # ---------------------------------------------------------------- torchvision

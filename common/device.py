@@ -93,8 +93,8 @@ class Precision:
     """Autocast context and GradScaler for one `--precision` choice.
 
     Usage in a training step (PyTorch AMP recipe): forward passes and losses under
-    `with prec.autocast():`, then `prec.scaler.scale(loss).backward()`,
-    `prec.scaler.step(opt)` and, once per iteration, `prec.scaler.update()`.
+    `with prec.autocast():`, then `prec.minimize(loss, opt)`, which is
+    `scaler.scale(loss).backward()`, `scaler.step(opt)` and `scaler.update()`.
     With fp32/bf16 the scaler is disabled and each call is a pass-through.
     """
 
@@ -108,6 +108,16 @@ class Precision:
         if self.mode == "fp32":
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+    def minimize(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, *, update_scale: bool = True) -> None:
+        """One optimizer step on `loss`, the AMP recipe: zero the gradients, backward the
+        (GradScaler-)scaled loss, step (skipped where fp16 gradients overflowed) and, unless
+        update_scale=False (a later step of the same iteration will), update the scale."""
+        optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(optimizer)
+        if update_scale:
+            self.scaler.update()
 
     def __repr__(self) -> str:
         return f"Precision({self.mode} on {self.device})"

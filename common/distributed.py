@@ -6,6 +6,7 @@ Only rank 0 logs and writes files; checkpoints hold the unwrapped module.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -59,6 +60,19 @@ def unwrap_ddp(model: torch.nn.Module) -> torch.nn.Module:
     for the passes that must not sync gradients across ranks (a critic step's fakes,
     the generator step's pass through D), which should run compiled like the others."""
     return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+
+
+@contextlib.contextmanager
+def frozen(model: torch.nn.Module):
+    """`with frozen(D) as d:` the module without DDP (unwrap_ddp: no gradient sync, still
+    compiled) with requires_grad off, so a generator step's gradients flow through D to G
+    without accumulating in D's weights; requires_grad is back on afterwards."""
+    module = unwrap_ddp(model)
+    module.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        module.requires_grad_(True)
 
 
 def unwrap_all(model: torch.nn.Module) -> torch.nn.Module:

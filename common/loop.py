@@ -9,7 +9,7 @@ A train.py keeps the paper's algorithm on screen and hands the rest to two calls
     for step, epoch, batch in loop.over(loader):  # resumes mid-epoch; stops on Ctrl-C / --max-minutes
         losses = train_step(G, D, ...)            # the paper's step, visible in train.py
         loop.after_step(step, epoch, losses)      # bar, finite check, logs, samples, checkpoint, eval
-    loop.finish()                                 # the last checkpoint, grid and evaluation
+    return loop.finish()                          # the last checkpoint, grid and evaluation
 
 `loop.steps()` yields only the step number, for papers whose step reads several batches
 (WGAN's n_critic critic iterations). Nothing here knows a paper's maths: it is a plain
@@ -67,6 +67,10 @@ class Session:
         under torchrun. Checkpoints, EMA and samples keep using the plain module."""
         return distributed.wrap(cdev.maybe_compile(model, self.compile), self.info)
 
+    def place(self, model: torch.nn.Module) -> torch.nn.Module:
+        """The model on the run's device, in channels_last where that is on."""
+        return cdev.prepare_model(model, self.device, self.channels_last)
+
     def to_input(self, x: torch.Tensor) -> torch.Tensor:
         return cdev.to_input(x, self.device, self.channels_last)
 
@@ -86,6 +90,18 @@ def setup(opt, model_name: str) -> Session:
 def n_params(model: torch.nn.Module) -> str:
     """'1,234,567': a model's parameter count for the start-up line."""
     return f"{sum(p.numel() for p in model.parameters()):,}"
+
+
+def evaluation(opt, session: Session, dataset, G: torch.nn.Module, latents: Callable) -> Callable[[], dict] | None:
+    """--eval-every's measurement for an unconditional G, or None when it is off (and off
+    rank 0): the real half and its features computed once now, and latents of their own
+    (`latents(options, n, generator)` seeded with --seed + 1), so evaluating never moves
+    the run's random stream. Each call returns a common.metrics report of G's samples."""
+    if opt.eval_every <= 0 or not session.is_main:
+        return None
+    evaluator = cmetrics.Evaluator(dataset, opt.data, n=opt.eval_n, device=session.device)
+    z = latents(vars(opt), evaluator.n, torch.Generator().manual_seed(opt.seed + 1))
+    return lambda: evaluator(cmetrics.generate(G, z, session.device))
 
 
 class TrainLoop:
@@ -199,7 +215,7 @@ class TrainLoop:
 
     def finish(self) -> Path:
         """After the last step (or a stop): the checkpoint, grid and evaluation that are not
-        yet saved for it, where they are, and the run directory closed."""
+        yet saved for it, where they are; the run directory and torchrun's process group closed."""
         self._close()
         step, opt = self.step, self.opt
         if step > self.start_step:
@@ -214,4 +230,5 @@ class TrainLoop:
         elif self.info.is_main:
             print(f"nothing to do: the run is already at step {step} of {self.total}")
         self.run.close()
+        distributed.cleanup()
         return Path(self.run.directory)

@@ -16,29 +16,31 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd dcgan && python generate.py` works
 
-import argparse
-
 import torch
 
 from common import inference
 from common.cli import positive_int
-from common.device import pick_device
-from common.errors import run_main
 from dcgan.model import Generator, build_generator
-from dcgan.utils import interpolate_z, sample_z
+from dcgan.utils import interpolate_z, latents
 
 MODEL_NAME = "dcgan"
 
 
-def parse_opt(argv=None):
-    p = argparse.ArgumentParser(description="Generate images with a trained DCGAN.")
-    inference.add_generate_args(p, model=MODEL_NAME)
+def add_args(p) -> None:
     p.add_argument("--interpolate", action="store_true",
                    help="latent walk: each row goes in a straight line between two random z (Sec. 6.1, Fig. 4)")
     p.add_argument("--rows", type=positive_int, default=8, help="rows of the interpolation grid (default 8)")
     p.add_argument("--steps", type=positive_int, default=10, help="images per interpolation row (default 10)")
-    p.add_argument("--no-ema", action="store_true", help="use the raw G weights even if an EMA was saved")
-    return p.parse_args(argv)
+
+
+def draw(G, o: dict, opt, device) -> inference.Samples:
+    """--n samples of the prior, or --rows walks of --steps images each (Sec. 6.1)."""
+    gen = torch.Generator().manual_seed(opt.seed)
+    if not opt.interpolate:
+        return inference.Samples(inference.in_batches(G, latents(o, opt.n, gen), device))
+    ends = latents(o, 2 * opt.rows, gen)
+    z = torch.cat([interpolate_z(ends[2 * r], ends[2 * r + 1], opt.steps) for r in range(opt.rows)])
+    return inference.Samples(inference.in_batches(G, z, device), nrow=opt.steps, note="a walk per row")
 
 
 def load_generator(path, device, use_ema: bool = True, payload: dict | None = None) -> tuple[Generator, dict]:
@@ -47,20 +49,8 @@ def load_generator(path, device, use_ema: bool = True, payload: dict | None = No
     return inference.load_generator(path, MODEL_NAME, build_generator, device, payload=payload, use_ema=use_ema)
 
 
-@torch.no_grad()
-def main(opt) -> Path:
-    device = pick_device(opt.device)
-    G, o = load_generator(opt.checkpoint, device, use_ema=not opt.no_ema)
-    gen = torch.Generator().manual_seed(opt.seed)
-    if opt.interpolate:
-        ends = sample_z(2 * opt.rows, o["nz"], o.get("z_dist", "uniform"), generator=gen)
-        z = torch.cat([interpolate_z(ends[2 * r], ends[2 * r + 1], opt.steps) for r in range(opt.rows)])
-        nrow = opt.steps
-    else:
-        z = sample_z(opt.n, o["nz"], o.get("z_dist", "uniform"), generator=gen)
-        nrow = None  # a near-square grid
-    return inference.write_images(inference.in_batches(G, z, device), opt, nrow=nrow)
-
+parse_opt, main = inference.generate_script(MODEL_NAME, "Generate images with a trained DCGAN.", build_generator,
+                                            draw, add_args=add_args, ema=True)
 
 if __name__ == "__main__":
-    run_main(lambda: main(parse_opt()))
+    inference.run_script(parse_opt, main)

@@ -32,10 +32,10 @@ from common.checkpoint import Checkpointer
 from common.cli import add_common_args, positive_int
 from common.ema import EMA
 from common.errors import run_main
-from common.loop import TrainLoop, n_params, setup
+from common.loop import TrainLoop, evaluation, n_params, setup
 from dcgan.dataset import build_dataset
 from dcgan.model import build_discriminator, build_generator, init_weights
-from dcgan.utils import HistoricalAverage, sample_z
+from dcgan.utils import HistoricalAverage, latents, sample_z
 
 MODEL_NAME = "dcgan"
 # these decide tensor shapes; generate.py reads them from the checkpoint (model.build_generator),
@@ -76,8 +76,6 @@ def parse_opt(argv=None):
     g.add_argument("--ndf", type=int, default=128,
                    help="D width of the first layer, doubling per block (default 128, mirrors G; example: 64)")
     g.add_argument("--image-size", type=int, default=64, help="output size, a power of two (default 64, Sec. 4)")
-    g.add_argument("--channels", type=int, default=3,
-                   help="image channels for an image folder (default 3); embedded and torchvision data set it")
     g.add_argument("--ema-decay", type=float, default=0.0,
                    help="EMA of G's weights for samples, e.g. 0.999 (default 0 = off; the paper uses none)")
     t = p.add_argument_group("Improved Techniques for Training GANs (Salimans et al. 2016, Sec. 3); all off by default")
@@ -102,7 +100,7 @@ def parse_opt(argv=None):
                         "at the start, plus itself (costs a forward pass on the reference batch)")
     t.add_argument("--vbn-ref-size", type=positive_int, default=None, metavar="N",
                    help="size of VBN's reference batch (default: --batch-size)")
-    add_common_args(p, model=MODEL_NAME, data="digits")
+    add_common_args(p, model=MODEL_NAME, data="digits", channels=3)
     opt = p.parse_args(argv)
     if opt.virtual_batch_norm and opt.vbn_ref_size is None:
         opt.vbn_ref_size = opt.batch_size  # resolved here, so options.json and the checkpoint hold the number
@@ -166,16 +164,12 @@ def train_step(G, D, opt_g, opt_d, real: torch.Tensor, z: torch.Tensor, prec: cd
         if tricks.d_average is not None:  # Sec. 3.3
             stats["hist_d"] = tricks.d_average.penalty(distributed.unwrap_all(D))
             cost_d = loss_d + tricks.historical_lambda * stats["hist_d"]
-    opt_d.zero_grad(set_to_none=True)
-    prec.scaler.scale(cost_d).backward()
-    prec.scaler.step(opt_d)
+    prec.minimize(cost_d, opt_d, update_scale=False)  # the G step updates the scale
     if tricks.d_average is not None:
         tricks.d_average.update(distributed.unwrap_all(D))
 
     # ---- generator step ----------------------------------------------------
-    d = distributed.unwrap_ddp(D)  # no DDP sync of D's (unused) gradients here; still compiled
-    d.requires_grad_(False)  # gradients flow through D to G, not into D's weights
-    with prec.autocast():
+    with distributed.frozen(D) as d, prec.autocast():  # G's gradients pass through D, not into it
         if tricks.feature_matching:  # Sec. 3.1: match D's features, with D as just updated
             with torch.no_grad():
                 real_features = d.features(real)
@@ -185,11 +179,7 @@ def train_step(G, D, opt_g, opt_d, real: torch.Tensor, z: torch.Tensor, prec: cd
         if tricks.g_average is not None:  # Sec. 3.3
             stats["hist_g"] = tricks.g_average.penalty(distributed.unwrap_all(G))
             cost_g = loss_g + tricks.historical_lambda * stats["hist_g"]
-    opt_g.zero_grad(set_to_none=True)
-    prec.scaler.scale(cost_g).backward()
-    prec.scaler.step(opt_g)
-    prec.scaler.update()
-    d.requires_grad_(True)
+    prec.minimize(cost_g, opt_g)
     if tricks.g_average is not None:
         tricks.g_average.update(distributed.unwrap_all(G))
     return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
@@ -197,15 +187,6 @@ def train_step(G, D, opt_g, opt_d, real: torch.Tensor, z: torch.Tensor, prec: cd
             "D(G(z))": torch.sigmoid(fake_logits.detach().float()).mean(),
             **{k: v.detach() for k, v in stats.items()}}
 
-
-@torch.no_grad()
-def sample(G: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
-    """G(z) in eval mode (BatchNorm running statistics), fp32; leaves G in train mode."""
-    was_training = G.training
-    G.eval()
-    images = G(z).float()
-    G.train(was_training)
-    return images
 
 
 def spread_batch(dataset, n: int) -> torch.Tensor:
@@ -238,7 +219,6 @@ def total_steps(opt, steps_per_epoch: int) -> int:
 
 def main(opt) -> Path:
     session = setup(opt, MODEL_NAME)  # torchrun, seed, device, precision, channels_last, run name
-    device, prec = session.device, session.prec
 
     dataset = build_dataset(opt)
     opt.channels = dataset.channels
@@ -252,8 +232,7 @@ def main(opt) -> Path:
     if opt.virtual_batch_norm:  # Sec. 3.5: the reference batch, fixed now; its own RNG, so weights match a plain run
         ref_rng = torch.Generator().manual_seed(opt.seed + 2)
         G.z_ref.copy_(sample_z(opt.vbn_ref_size, opt.nz, opt.z_dist, generator=ref_rng))
-    G = cdev.prepare_model(G, device, session.channels_last)
-    D = cdev.prepare_model(D, device, session.channels_last)
+    G, D = session.place(G), session.place(D)
     if opt.minibatch_discrimination:  # Sec. 3.2 with the authors' data-dependent scale (a resume overwrites it)
         D.initialise_minibatch_layer(session.to_input(spread_batch(dataset, opt.batch_size)))
     opt_g = torch.optim.Adam(G.parameters(), lr=opt.lr, betas=(opt.beta1, opt.beta2))
@@ -268,7 +247,7 @@ def main(opt) -> Path:
 
     run = crun.Run(opt.out, options, session.is_main)
     ckpt = Checkpointer(run.checkpoints, model_name=MODEL_NAME, models=models,
-                        optimizers={"G": opt_g, "D": opt_d}, scaler=prec.scaler, ema=ema, options=options,
+                        optimizers={"G": opt_g, "D": opt_d}, scaler=session.prec.scaler, ema=ema, options=options,
                         arch_options=ARCH_OPTIONS, is_main=session.is_main)
     start_step, _ = ckpt.resume(opt.resume)
     G_train, D_train = session.for_training(G), session.for_training(D)  # --compile, DDP
@@ -278,34 +257,28 @@ def main(opt) -> Path:
         tricks.d_average.restart(D)
 
     # fixed latents for the sample grids: their own generator, so sampling never moves the RNG
-    fixed_z = sample_z(64, opt.nz, opt.z_dist, generator=torch.Generator().manual_seed(opt.seed), device=device)
+    fixed_z = sample_z(64, opt.nz, opt.z_dist, generator=torch.Generator().manual_seed(opt.seed), device=session.device)
     sampler_G = ema.module if ema is not None else G
     total = total_steps(opt, len(loader))
     if session.is_main:
         print(f"DCGAN {opt.image_size}x{opt.image_size}x{opt.channels}: G {n_params(G)} / D {n_params(D)} "
-              f"parameters; {prec}, channels_last={session.channels_last}; {len(dataset)} images, "
+              f"parameters; {session.prec}, channels_last={session.channels_last}; {len(dataset)} images, "
               f"{len(loader)} steps/epoch, steps {start_step}->{total}")
         if on := improved_techniques_on(opt):
             print(f"Improved Techniques (Salimans et al. 2016): {', '.join(on)}")
 
-    evaluate = None
-    if opt.eval_every > 0 and session.is_main:  # the real half and its features once; its own latents
-        evaluator = cmetrics.Evaluator(dataset, opt.data, n=opt.eval_n, device=device)
-        eval_z = sample_z(evaluator.n, opt.nz, opt.z_dist, generator=torch.Generator().manual_seed(opt.seed + 1))
-        evaluate = lambda: evaluator(cmetrics.generate(sampler_G, eval_z, device))  # noqa: E731
 
     loop = TrainLoop(opt, session, run, ckpt, total=total, start_step=start_step,
-                     sample=lambda: sample(sampler_G, fixed_z), evaluate=evaluate)
+                     sample=lambda: cmetrics.generate(sampler_G, fixed_z, session.device),
+                     evaluate=evaluation(opt, session, dataset, sampler_G, latents))  # --eval-every
     for step, epoch, (real, _) in loop.over(loader):
         real = session.to_input(real)
-        z = sample_z(real.shape[0], opt.nz, opt.z_dist, device=device)
-        losses = train_step(G_train, D_train, opt_g, opt_d, real, z, prec, tricks)  # Algorithm 1, k = 1
+        z = sample_z(real.shape[0], opt.nz, opt.z_dist, device=session.device)
+        losses = train_step(G_train, D_train, opt_g, opt_d, real, z, session.prec, tricks)  # Algorithm 1, k = 1
         if ema is not None:
             ema.update(G)
         loop.after_step(step, epoch, losses)
-    out = loop.finish()
-    distributed.cleanup()
-    return out
+    return loop.finish()
 
 
 if __name__ == "__main__":

@@ -76,3 +76,8 @@ class HistoricalAverage(nn.Module):
         """||theta - (1/t) sum_{i<=t} theta[i]||^2 over all of the model's parameters, in fp32."""
         terms = [(p.float() - self.mean(name).float()).square().sum() for name, p in model.named_parameters()]
         return torch.stack(terms).sum()
+
+
+def latents(options: dict, n: int, generator: torch.Generator) -> torch.Tensor:
+    """z ~ p(z) as the run drew it (--z-dist; default U[-1, 1], Fig. 1): what generate.py and evaluate.py feed G."""
+    return sample_z(n, options["nz"], options.get("z_dist", "uniform"), generator=generator)

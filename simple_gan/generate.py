@@ -1,49 +1,21 @@
-"""Sample from a trained simple GAN.
+"""Sample from a trained simple GAN (Goodfellow et al. 2014).
 
     python generate.py --checkpoint runs/simple_gan-digits/checkpoints/last.pt
     python generate.py --checkpoint ... --n 100 --individual out/
+
+G (model.build_generator) on z ~ N(0, I) (utils.latents); flags, loading and files:
+common/inference.py.
 """
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd simple_gan && python generate.py` works
 
-import argparse
-
-import torch
-
 from common import inference
-from common.device import pick_device
-from common.errors import run_main
-from simple_gan.model import Generator
-from simple_gan.utils import sample_z
+from simple_gan import model, utils
 
-MODEL_NAME = "simple_gan"
-
-
-def parse_opt(argv=None):
-    p = argparse.ArgumentParser(description="Generate images with a trained simple GAN.")
-    inference.add_generate_args(p, model=MODEL_NAME)
-    return p.parse_args(argv)
-
-
-def build_generator(o: dict) -> Generator:
-    """The generator these training options describe (the checkpoint's "options")."""
-    return Generator(o["z_dim"], o["g_hidden"], o["channels"], o["image_size"])
-
-
-def load_generator(path, device, payload: dict | None = None) -> tuple[Generator, dict]:
-    """G rebuilt from the options stored in the checkpoint, with its weights."""
-    return inference.load_generator(path, MODEL_NAME, build_generator, device, payload=payload)
-
-
-@torch.no_grad()
-def main(opt) -> Path:
-    device = pick_device(opt.device)
-    G, o = load_generator(opt.checkpoint, device)
-    z = sample_z(opt.n, o["z_dim"], generator=torch.Generator().manual_seed(opt.seed))
-    return inference.write_images(inference.in_batches(G, z, device), opt)
-
+parse_opt, main = inference.generate_script("simple_gan", "Generate images with a trained simple GAN.",
+                                            model.build_generator, inference.from_prior(utils.latents))
 
 if __name__ == "__main__":
-    run_main(lambda: main(parse_opt()))
+    inference.run_script(parse_opt, main)

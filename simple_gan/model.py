@@ -48,3 +48,8 @@ class Discriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.main(x.flatten(1)).view(-1)
+
+
+def build_generator(options: dict) -> Generator:
+    """G as a run's options (a checkpoint's "options") describe it: generate.py and evaluate.py."""
+    return Generator(options["z_dim"], options["g_hidden"], options["channels"], options["image_size"])

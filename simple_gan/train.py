@@ -24,10 +24,10 @@ from common import run as crun
 from common.checkpoint import Checkpointer
 from common.cli import add_common_args
 from common.errors import run_main
-from common.loop import TrainLoop, n_params, setup
+from common.loop import TrainLoop, evaluation, n_params, setup
 from simple_gan.dataset import build_dataset
 from simple_gan.model import Discriminator, Generator
-from simple_gan.utils import sample_z
+from simple_gan.utils import latents, sample_z
 
 MODEL_NAME = "simple_gan"
 ARCH_OPTIONS = ("z_dim", "g_hidden", "d_hidden", "image_size", "channels")
@@ -43,9 +43,7 @@ def parse_opt(argv=None):
     g.add_argument("--g-hidden", type=int, default=256, help="G hidden units (default 256)")
     g.add_argument("--d-hidden", type=int, default=128, help="D hidden units (default 128)")
     g.add_argument("--image-size", type=int, default=28, help="image side (default 28, MNIST's)")
-    g.add_argument("--channels", type=int, default=1,
-                   help="channels for an image folder (default 1); embedded/torchvision data set it")
-    add_common_args(p, model=MODEL_NAME, data="digits", log_every=100, sample_every=1000, save_every=2000)
+    add_common_args(p, model=MODEL_NAME, data="digits", channels=1, log_every=100, sample_every=1000, save_every=2000)
     return p.parse_args(argv)
 
 
@@ -69,74 +67,55 @@ def train_step(G, D, opt_g, opt_d, real: torch.Tensor, z: torch.Tensor, prec: cd
         real_logits = D(real)
         fake_logits = D(fake.detach())
         loss_d = discriminator_loss(real_logits, fake_logits)
-    opt_d.zero_grad(set_to_none=True)
-    prec.scaler.scale(loss_d).backward()
-    prec.scaler.step(opt_d)
+    prec.minimize(loss_d, opt_d, update_scale=False)  # the G step updates the scale
 
     # ---- generator step ----------------------------------------------------
-    d = distributed.unwrap_ddp(D)  # no DDP sync of D's (unused) gradients here; still compiled
-    d.requires_grad_(False)  # gradients flow through D to G, not into D's weights
-    with prec.autocast():
+    with distributed.frozen(D) as d, prec.autocast():  # G's gradients pass through D, not into it
         loss_g = generator_loss(d(fake))
-    opt_g.zero_grad(set_to_none=True)
-    prec.scaler.scale(loss_g).backward()
-    prec.scaler.step(opt_g)
-    prec.scaler.update()
-    d.requires_grad_(True)
+    prec.minimize(loss_g, opt_g)
     return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
             "D(x)": torch.sigmoid(real_logits.detach().float()).mean(),
             "D(G(z))": torch.sigmoid(fake_logits.detach().float()).mean()}
 
 
-@torch.no_grad()
-def sample(G: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
-    return G(z).float()
-
-
 def main(opt) -> Path:
     session = setup(opt, MODEL_NAME)  # torchrun, seed, device, precision, run name
-    device, prec = session.device, session.prec
 
     dataset = build_dataset(opt)
     opt.channels = dataset.channels
     loader = session.loader(dataset, opt.batch_size)
 
-    G = Generator(opt.z_dim, opt.g_hidden, opt.channels, opt.image_size).to(device)
-    D = Discriminator(opt.d_hidden, opt.channels, opt.image_size).to(device)
+    G = Generator(opt.z_dim, opt.g_hidden, opt.channels, opt.image_size).to(session.device)
+    D = Discriminator(opt.d_hidden, opt.channels, opt.image_size).to(session.device)
     opt_g = torch.optim.Adam(G.parameters(), lr=opt.lr)
     opt_d = torch.optim.Adam(D.parameters(), lr=opt.lr)
 
     options = crun.options_dict(opt)
     run = crun.Run(opt.out, options, session.is_main)
     ckpt = Checkpointer(run.checkpoints, model_name=MODEL_NAME, models={"G": G, "D": D},
-                        optimizers={"G": opt_g, "D": opt_d}, scaler=prec.scaler, options=options,
+                        optimizers={"G": opt_g, "D": opt_d}, scaler=session.prec.scaler, options=options,
                         arch_options=ARCH_OPTIONS, is_main=session.is_main)
     start_step, _ = ckpt.resume(opt.resume)
     G_train, D_train = session.for_training(G), session.for_training(D)  # --compile, DDP
 
-    fixed_z = sample_z(64, opt.z_dim, generator=torch.Generator().manual_seed(opt.seed), device=device)
+    fixed_z = sample_z(64, opt.z_dim, generator=torch.Generator().manual_seed(opt.seed), device=session.device)
     total = opt.epochs * len(loader)
     total = min(total, opt.max_steps) if opt.max_steps is not None else total
     if session.is_main:
         print(f"simple GAN {opt.image_size}x{opt.image_size}x{opt.channels}: G {n_params(G)} / D {n_params(D)} "
-              f"parameters; {prec}; {len(dataset)} images, {len(loader)} steps/epoch, steps {start_step}->{total}")
+              f"parameters; {session.prec}; {len(dataset)} images, {len(loader)} steps/epoch, "
+              f"steps {start_step}->{total}")
 
-    evaluate = None
-    if opt.eval_every > 0 and session.is_main:  # the real half and its features once; its own latents
-        evaluator = cmetrics.Evaluator(dataset, opt.data, n=opt.eval_n, device=device)
-        eval_z = sample_z(evaluator.n, opt.z_dim, generator=torch.Generator().manual_seed(opt.seed + 1))
-        evaluate = lambda: evaluator(cmetrics.generate(G, eval_z, device))  # noqa: E731
 
     loop = TrainLoop(opt, session, run, ckpt, total=total, start_step=start_step,
-                     sample=lambda: sample(G, fixed_z), evaluate=evaluate)
+                     sample=lambda: cmetrics.generate(G, fixed_z, session.device),
+                     evaluate=evaluation(opt, session, dataset, G, latents))  # --eval-every
     for step, epoch, (real, _) in loop.over(loader):
-        real = real.to(device, non_blocking=True)
-        z = sample_z(real.shape[0], opt.z_dim, device=device)
-        losses = train_step(G_train, D_train, opt_g, opt_d, real, z, prec)  # Algorithm 1, k = 1
+        real = real.to(session.device, non_blocking=True)
+        z = sample_z(real.shape[0], opt.z_dim, device=session.device)
+        losses = train_step(G_train, D_train, opt_g, opt_d, real, z, session.prec)  # Algorithm 1, k = 1
         loop.after_step(step, epoch, losses)
-    out = loop.finish()
-    distributed.cleanup()
-    return out
+    return loop.finish()
 
 
 if __name__ == "__main__":

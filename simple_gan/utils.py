@@ -9,3 +9,8 @@ def sample_z(n: int, z_dim: int, *, device=None, generator: torch.Generator | No
     `device` directly unless an explicit CPU `generator` is given."""
     z = torch.randn(n, z_dim, generator=generator, device=device if generator is None else None)
     return z.to(device) if device is not None else z
+
+
+def latents(options: dict, n: int, generator: torch.Generator) -> torch.Tensor:
+    """z ~ N(0, I) (the seed's prior): what generate.py and evaluate.py feed G."""
+    return sample_z(n, options["z_dim"], generator=generator)

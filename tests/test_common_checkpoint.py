@@ -251,6 +251,45 @@ def test_truncated_file_is_refused(tmp_path):
         load_file(bad)
 
 
+def saved_checkpoint(tmp_path):
+    g, _, opt_g, _ = make_run(0)
+    Checkpointer(tmp_path, model_name="toy", models={"G": g}, optimizers={"G": opt_g}, options={}).save(1, 0)
+    return (tmp_path / "last.pt").read_bytes()
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("random bytes", "not a PyTorch file at all"),
+    ("empty", "the file is empty"),
+    ("cut in half", "it is truncated"),
+    ("text file", "not a PyTorch file at all"),
+    ("bytes flipped inside", "corrupt"),
+])
+def test_a_damaged_file_is_called_damaged_not_unsafe(tmp_path, case, expected):
+    """A corrupt or cut-off file is named as such: not as 'arbitrary Python objects', which
+    would send the user looking for the wrong problem."""
+    good = saved_checkpoint(tmp_path)
+    rng = np.random.default_rng(0)
+    bad = tmp_path / "bad.pt"
+    if case == "random bytes":
+        bad.write_bytes(b"\x13" + rng.bytes(4096))
+    elif case == "empty":
+        bad.write_bytes(b"")
+    elif case == "cut in half":
+        bad.write_bytes(good[: len(good) // 2])
+    elif case == "text file":
+        bad.write_text("step,loss\n1,0.5\n")
+    else:  # the archive's index is intact, its pickled contents are not
+        data = bytearray(good)
+        start = data.find(b"data.pkl") + 60
+        data[start:start + 40] = rng.bytes(40)
+        bad.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError) as exc:
+        load_file(bad)
+    message = str(exc.value)
+    assert expected in message and "bad.pt" in message, message
+    assert "arbitrary Python objects" not in message
+
+
 def test_missing_file_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
         load_file(tmp_path / "missing.pt")

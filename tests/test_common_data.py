@@ -285,3 +285,84 @@ def test_dataset_smaller_than_a_batch():
         make_loader(index_dataset(2), 3)
     with pytest.raises(DataError):
         make_loader(index_dataset(5), 3, world_size=2, rank=0)
+
+
+# ------------------------------------------------------------ image modes
+def png_rgb48(path, array: np.ndarray) -> None:
+    """A 16-bit-per-channel RGB PNG (PIL cannot write one), written by hand: signature,
+    IHDR (bit depth 16, colour type 2), one IDAT of filter-0 rows, IEND."""
+    import zlib
+
+    h, w, _ = array.shape
+    rows = b"".join(b"\x00" + array[y].astype(">u2").tobytes() for y in range(h))
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows))
+                     + chunk(b"IEND", b""))
+
+
+def loaded_mean(path, channels=1) -> float:
+    """Mean of the image as the dataset loads it, on the 0..255 scale."""
+    x, _ = ImageFolderFlat(path.parent, 8, channels=channels)[0]
+    return float(((x + 1) / 2 * 255).mean())
+
+
+GREY16 = np.random.default_rng(0).integers(20_000, 44_000, (12, 12)).astype(np.uint16)  # mean ~32,000
+
+
+def test_16bit_grey_png_is_scaled_not_clipped(tmp_path):
+    """PIL's convert('L') clips a 16-bit image at 255: mean 32,000 came out as 255 (white)."""
+    path = tmp_path / "a" / "grey16.png"
+    path.parent.mkdir()
+    Image.fromarray(GREY16).save(path)
+    assert Image.open(path).mode == "I;16"
+    assert Image.open(path).convert("L").getextrema() == (255, 255)  # what PIL alone does
+    assert loaded_mean(path) == pytest.approx(GREY16.mean() / 257, abs=1.0)  # ~125, not 255
+    assert loaded_mean(path, channels=3) == pytest.approx(GREY16.mean() / 257, abs=1.0)
+
+
+def test_16bit_rgb_png(tmp_path):
+    path = tmp_path / "a" / "rgb48.png"
+    path.parent.mkdir()
+    rgb = np.stack([GREY16, GREY16 // 2, GREY16 // 4], axis=-1)
+    png_rgb48(path, rgb)
+    x, _ = ImageFolderFlat(path.parent, 8, channels=3)[0]
+    means = ((x + 1) / 2 * 255).mean(dim=(1, 2))
+    torch.testing.assert_close(means, torch.tensor(rgb.reshape(-1, 3).mean(0) / 257, dtype=torch.float32),
+                               atol=1.0, rtol=0)
+
+
+@pytest.mark.parametrize("values, expected", [
+    (GREY16.astype(np.int32), GREY16.mean() / 257),  # 16-bit data handed over as 32-bit integers
+    (GREY16.astype(np.int32) // 200, (GREY16 // 200).mean()),  # 0..255 in 32 bits: as it is
+    (GREY16.astype(np.int32) * 1000, None),  # beyond 16 bits: stretched from its own min..max
+    (GREY16.astype(np.float32) / 65535, GREY16.mean() / 65535 * 255),  # float in 0..1
+    (GREY16.astype(np.float32) - 30_000, None),  # float in another range: stretched
+])
+def test_32bit_integer_and_float_tiffs(tmp_path, values, expected):
+    path = tmp_path / "a" / "deep.tif"
+    path.parent.mkdir()
+    Image.fromarray(values).save(path)
+    assert Image.open(path).mode in ("I", "F")
+    if expected is None:  # min..max -> 0..255
+        v = values.astype(np.float64)
+        expected = ((v - v.min()) / (v.max() - v.min()) * 255).mean()
+    assert loaded_mean(path) == pytest.approx(expected, abs=1.0)
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "LA", "P", "1", "CMYK"])
+def test_8bit_modes_convert_as_pil_does(tmp_path, mode):
+    """Grey, palette, bilevel, CMYK and alpha images keep PIL's own conversion; alpha is dropped."""
+    path = tmp_path / "a" / ("x.jpg" if mode == "CMYK" else "x.png")
+    path.parent.mkdir()
+    rgb = Image.fromarray(np.random.default_rng(1).integers(0, 256, (12, 12, 3)).astype(np.uint8))
+    image = rgb.convert(mode)
+    if mode == "RGBA":
+        image.putalpha(0)  # fully transparent: the colours stay, the alpha goes
+    image.save(path)
+    for channels, target in ((3, "RGB"), (1, "L")):
+        expected = np.asarray(Image.open(path).convert(target), dtype=np.float64).mean()
+        assert loaded_mean(path, channels) == pytest.approx(expected, abs=1.0), (mode, channels)

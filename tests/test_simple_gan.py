@@ -10,10 +10,10 @@ import torch
 import torch.nn as nn
 
 from common.checkpoint import load_file
+from common.inference import load_generator
 from common.device import Precision, cpu_has_fast_bf16
-from simple_gan import generate as sg_generate
 from simple_gan import train as sg_train
-from simple_gan.model import Discriminator, Generator
+from simple_gan.model import Discriminator, Generator, build_generator
 from simple_gan.utils import sample_z
 from tests.helpers import assert_one_line_error, run_script
 
@@ -79,7 +79,7 @@ def test_end_to_end_resume_exact_and_generate(tmp_path):
                       "--n", "16", "--out", tmp_path / "g.png", "--individual", tmp_path / "each", "--device", "cpu")
     assert proc.returncode == 0, proc.stderr
     assert len(list((tmp_path / "each").glob("*.png"))) == 16
-    G, _ = sg_generate.load_generator(tmp_path / "a/checkpoints/last.pt", torch.device("cpu"))
+    G, _ = load_generator(tmp_path / "a/checkpoints/last.pt", "simple_gan", build_generator, torch.device("cpu"))
     assert torch.equal(G.state_dict()["main.0.weight"], a["models"]["G"]["main.0.weight"])
 
 
@@ -132,5 +132,5 @@ def test_compile_flag_trains_and_saves_plain_weights(tmp_path):
     payload = load_file(out / "checkpoints/last.pt")
     assert payload["step"] == 2
     assert not any(k.startswith("_orig_mod.") for k in payload["models"]["G"])
-    G, _ = sg_generate.load_generator(out / "checkpoints/last.pt", torch.device("cpu"))
+    G, _ = load_generator(out / "checkpoints/last.pt", "simple_gan", build_generator, torch.device("cpu"))
     assert torch.equal(G.state_dict()["main.0.weight"], payload["models"]["G"]["main.0.weight"])

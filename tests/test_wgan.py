@@ -9,11 +9,11 @@ import torch
 import torch.nn as nn
 
 from common.checkpoint import load_file
+from common.inference import load_generator
 from common.device import Precision
 from tests.helpers import assert_one_line_error, run_script
-from wgan import generate as wgan_generate
 from wgan import train as wgan_train
-from wgan.model import Critic, Generator, clip_weights, init_weights
+from wgan.model import Critic, Generator, build_generator, clip_weights, init_weights
 from wgan.utils import batches_before, critic_iterations, generator_iterations_in, sample_z
 
 TINY = ["--image-size", "16", "--ngf", "8", "--ndf", "8", "--batch-size", "16", "--precision", "fp32",
@@ -207,7 +207,7 @@ def test_generate_and_evaluate_the_checkpoint(tiny_run, tmp_path):
     from PIL import Image
 
     assert Image.open(tmp_path / "g.png").size == (3 * 18 + 2, 3 * 18 + 2)
-    G, _ = wgan_generate.load_generator(ckpt, torch.device("cpu"))
+    G, _ = load_generator(ckpt, "wgan", build_generator, torch.device("cpu"))
     z = sample_z(6, 100, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         torch.testing.assert_close(G(z)[:2], G(z[:2]))  # eval mode: no batch statistics

@@ -8,11 +8,11 @@ import torch
 import torch.nn as nn
 
 from common.checkpoint import load_file
+from common.inference import load_generator
 from common.device import Precision
 from tests.helpers import assert_one_line_error, run_script
-from wgan_gp import generate as gp_generate
 from wgan_gp import train as gp_train
-from wgan_gp.model import Critic, Generator, init_weights
+from wgan_gp.model import Critic, Generator, build_generator, init_weights
 from wgan_gp.utils import sample_z
 
 TINY = ["--image-size", "16", "--ngf", "8", "--ndf", "8", "--batch-size", "16", "--precision", "fp32",
@@ -213,7 +213,7 @@ def test_generate_and_evaluate_the_checkpoint(tiny_run, tmp_path):
     proc = run_script("wgan_gp", "generate", "--checkpoint", ckpt, "--n", "4", "--out", tmp_path / "g.png",
                       "--device", "cpu")
     assert proc.returncode == 0, proc.stderr
-    G, o = gp_generate.load_generator(ckpt, CPU)
+    G, o = load_generator(ckpt, "wgan_gp", build_generator, CPU)
     assert o["nz"] == 128 and G(sample_z(2, 128)).shape == (2, 1, 16, 16)
     proc = run_script("wgan_gp", "evaluate", "--checkpoint", ckpt, "--n", "64", "--device", "cpu")
     assert proc.returncode == 0, proc.stderr

@@ -8,44 +8,18 @@
 of the training data, common/metrics.py); `--real` adds half A against B, the
 value a perfect model would get at this n. The results are printed and appended
 as JSON lines to <run>/metrics.jsonl (or --jsonl), each naming its features.
+The critic's own W estimate is logged during training (train/wasserstein_estimate).
 """
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd wgan && python evaluate.py` works
 
-import argparse
+from common import inference
+from wgan import dataset, model, utils
 
-import torch
-
-from common import inference, metrics
-from common.checkpoint import load_for_inference
-from common.cli import add_evaluate_args
-from common.device import pick_device
-from common.errors import run_main
-from wgan.dataset import build_dataset
-from wgan.generate import load_generator
-from wgan.utils import sample_z
-
-MODEL_NAME = "wgan"
-
-
-def parse_opt(argv=None):
-    p = argparse.ArgumentParser(description="Evaluate a trained WGAN against its training data.")
-    add_evaluate_args(p, model=MODEL_NAME)
-    return p.parse_args(argv)
-
-
-def main(opt) -> list[dict]:
-    device = pick_device(opt.device)
-    payload = load_for_inference(opt.checkpoint, MODEL_NAME)
-    G, o = load_generator(opt.checkpoint, device, payload=payload)
-    evaluator = inference.evaluator(opt, build_dataset(inference.stored_data(o, opt.data_root)), o, device)
-    z = sample_z(evaluator.n, o["nz"], o.get("z_dist", "normal"), generator=torch.Generator().manual_seed(opt.seed))
-    records = inference.evaluation_records(opt, payload, evaluator, metrics.generate(G, z, device), MODEL_NAME)
-    metrics.report_records(records, opt.checkpoint, opt.jsonl)
-    return records
-
+parse_opt, main = inference.evaluate_script("wgan", "Evaluate a trained WGAN against its training data.",
+                                            model.build_generator, utils.latents, dataset.build_dataset)
 
 if __name__ == "__main__":
-    run_main(lambda: main(parse_opt()))
+    inference.run_script(parse_opt, main)

@@ -121,3 +121,8 @@ def init_weights(module: nn.Module) -> None:
     elif isinstance(module, (nn.BatchNorm2d, nn.InstanceNorm2d)) and module.weight is not None:
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
+
+
+def build_generator(options: dict) -> Generator:
+    """G as a run's options (a checkpoint's "options") describe it: generate.py and evaluate.py."""
+    return Generator(options["nz"], options["ngf"], options["channels"], options["image_size"])

@@ -51,3 +51,8 @@ def generator_iterations_in(batches: int, n_critic: int, extra: bool = False) ->
         else:
             hi = mid - 1
     return lo
+
+
+def latents(options: dict, n: int, generator: torch.Generator) -> torch.Tensor:
+    """z ~ p(z) as the run drew it (--z-dist; default N(0, I), the authors' code): what generate.py and evaluate.py feed G."""
+    return sample_z(n, options["nz"], options.get("z_dist", "normal"), generator=generator)

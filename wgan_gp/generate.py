@@ -1,52 +1,22 @@
-"""Sample from a trained WGAN-GP.
+"""Sample from a trained WGAN-GP (Gulrajani et al. 2017).
 
-    python generate.py --checkpoint runs/wgan_gp-digits/checkpoints/last.pt            # 8x8 grid
+    python generate.py --checkpoint runs/wgan_gp-digits/checkpoints/last.pt         # 8x8 grid
     python generate.py --checkpoint ... --n 100 --individual out/                    # + one PNG each
 
-G runs in eval mode (BatchNorm running statistics), so a sample does not depend
-on the batch it is drawn with. The critic is not needed to sample.
+The gradient penalty shapes only the critic, so sampling is G alone
+(model.build_generator) on the run's prior (utils.latents), in eval mode.
+Flags, loading and files: common/inference.py.
 """
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd wgan_gp && python generate.py` works
 
-import argparse
-
-import torch
-
 from common import inference
-from common.device import pick_device
-from common.errors import run_main
-from wgan_gp.model import Generator
-from wgan_gp.utils import sample_z
+from wgan_gp import model, utils
 
-MODEL_NAME = "wgan_gp"
-
-
-def parse_opt(argv=None):
-    p = argparse.ArgumentParser(description="Generate images with a trained WGAN-GP.")
-    inference.add_generate_args(p, model=MODEL_NAME)
-    return p.parse_args(argv)
-
-
-def build_generator(o: dict) -> Generator:
-    """The generator these training options describe (the checkpoint's "options")."""
-    return Generator(o["nz"], o["ngf"], o["channels"], o["image_size"])
-
-
-def load_generator(path, device, payload: dict | None = None) -> tuple[Generator, dict]:
-    """G rebuilt from the options stored in the checkpoint, with its weights."""
-    return inference.load_generator(path, MODEL_NAME, build_generator, device, payload=payload)
-
-
-@torch.no_grad()
-def main(opt) -> Path:
-    device = pick_device(opt.device)
-    G, o = load_generator(opt.checkpoint, device)
-    z = sample_z(opt.n, o["nz"], o.get("z_dist", "normal"), generator=torch.Generator().manual_seed(opt.seed))
-    return inference.write_images(inference.in_batches(G, z, device), opt)
-
+parse_opt, main = inference.generate_script("wgan_gp", "Generate images with a trained WGAN-GP.", model.build_generator,
+                                            inference.from_prior(utils.latents))
 
 if __name__ == "__main__":
-    run_main(lambda: main(parse_opt()))
+    inference.run_script(parse_opt, main)

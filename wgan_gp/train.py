@@ -38,11 +38,11 @@ from common import run as crun
 from common.checkpoint import Checkpointer
 from common.cli import add_common_args, positive_float, positive_int
 from common.errors import run_main
-from common.loop import TrainLoop, n_params, setup
+from common.loop import TrainLoop, evaluation, n_params, setup
 from common.penalty import gradient_penalty
 from wgan_gp.dataset import build_dataset
 from wgan_gp.model import CRITIC_NORMS, Critic, Generator, init_weights
-from wgan_gp.utils import sample_z
+from wgan_gp.utils import latents, sample_z
 
 MODEL_NAME = "wgan_gp"
 ARCH_OPTIONS = ("nz", "ngf", "ndf", "image_size", "channels", "critic_norm")  # these decide tensor shapes
@@ -50,7 +50,7 @@ ARCH_OPTIONS = ("nz", "ngf", "ndf", "image_size", "channels", "critic_norm")  # 
 
 def parse_opt(argv=None):
     p = argparse.ArgumentParser(description="WGAN-GP (Gulrajani et al. 2017). Defaults are Algorithm 1's.")
-    g = p.add_argument_group("WGAN-GP hyper-parameters (paper defaults)")
+    g = p.add_argument_group("Algorithm 1 and Sec. 4 (the paper's defaults)")
     g.add_argument("--iters", type=positive_int, default=200_000,
                    help="generator iterations (default 200,000, the authors' code)")
     g.add_argument("--batch-size", type=positive_int, default=64, help="m, the batch size (default 64, Algorithm 1)")
@@ -63,30 +63,29 @@ def parse_opt(argv=None):
     g.add_argument("--critic-norm", default="layer", choices=CRITIC_NORMS,
                    help="normalisation in the critic's hidden layers (default layer, Sec. 4's recommendation; "
                         "never batch)")
-    g.add_argument("--nz", type=positive_int, default=128, help="latent size (default 128, the authors' code)")
-    g.add_argument("--z-dist", default="normal", choices=["normal", "uniform"],
+    n = p.add_argument_group("the networks: the DCGAN-like G and critic of the authors' code")
+    n.add_argument("--nz", type=positive_int, default=128, help="latent size (default 128, the authors' code)")
+    n.add_argument("--z-dist", default="normal", choices=["normal", "uniform"],
                    help="latent prior (default N(0, I), the authors' code; uniform is U[-1, 1])")
-    g.add_argument("--ngf", type=positive_int, default=64,
+    n.add_argument("--ngf", type=positive_int, default=64,
                    help="G width of the last hidden layer; 4x4 has ngf*8 at 64x64 (default 64)")
-    g.add_argument("--ndf", type=positive_int, default=64,
+    n.add_argument("--ndf", type=positive_int, default=64,
                    help="critic width of the first layer, doubling per block (default 64)")
-    g.add_argument("--image-size", type=int, default=64, help="output size, a power of two (default 64)")
-    g.add_argument("--channels", type=int, default=3,
-                   help="image channels for an image folder (default 3); embedded and torchvision data set it")
-    add_common_args(p, model=MODEL_NAME, data="digits", log_every=10)
+    n.add_argument("--image-size", type=int, default=64, help="output size, a power of two (default 64)")
+    add_common_args(p, model=MODEL_NAME, data="digits", channels=3, log_every=10)
     return p.parse_args(argv)
 
 
 # ----------------------------------------------------------------- the losses
-def wasserstein_estimate(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
-    """mean D(x) - mean D(x_tilde): the critic's estimate of W(P_r, P_g) (Sec. 5.4 plots its negative)."""
-    return real_scores.float().mean() - fake_scores.float().mean()
-
-
 def critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor, penalty: torch.Tensor,
                 lambda_gp: float) -> torch.Tensor:
     """Eq. 3 / Algorithm 1, line 7: mean [D(x_tilde) - D(x)] + lambda * mean (||grad D(x_hat)|| - 1)^2."""
     return -wasserstein_estimate(real_scores, fake_scores) + lambda_gp * penalty
+
+
+def wasserstein_estimate(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """mean D(x) - mean D(x_tilde): the critic's estimate of W(P_r, P_g) (Sec. 5.4 plots its negative)."""
+    return real_scores.float().mean() - fake_scores.float().mean()
 
 
 def generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
@@ -110,36 +109,18 @@ def critic_step(G, C, opt_c, real: torch.Tensor, z: torch.Tensor, prec: cdev.Pre
         # x_hat = eps x + (1 - eps) x~, eps ~ U[0, 1] per example (line 5); ||grad_x_hat D(x_hat)||, create_graph
         penalty = gradient_penalty(C, real, fake, scaler=prec.scaler)
         loss_c = critic_loss(real_scores, fake_scores, penalty, lambda_gp)
-    opt_c.zero_grad(set_to_none=True)
-    prec.scaler.scale(loss_c).backward()
-    prec.scaler.step(opt_c)
-    prec.scaler.update()
+    prec.minimize(loss_c, opt_c)
     return {"loss_c": loss_c.detach(), "gp": penalty.detach(),
             "wasserstein_estimate": wasserstein_estimate(real_scores.detach(), fake_scores.detach())}
 
 
 def generator_step(G, C, opt_g, z: torch.Tensor, prec: cdev.Precision) -> dict:
     """Lines 10-11: one Adam step of G against the current critic (no penalty term for G)."""
-    c = distributed.unwrap_ddp(C)  # no DDP sync of the critic's (unused) gradients; still compiled
-    c.requires_grad_(False)  # gradients flow through the critic to G, not into its weights
-    with prec.autocast():
+    with distributed.frozen(C) as c, prec.autocast():  # G's gradients pass through the critic, not into it
         loss_g = generator_loss(c(G(z)))
-    opt_g.zero_grad(set_to_none=True)
-    prec.scaler.scale(loss_g).backward()
-    prec.scaler.step(opt_g)
-    prec.scaler.update()
-    c.requires_grad_(True)
+    prec.minimize(loss_g, opt_g)
     return {"loss_g": loss_g.detach()}
 
-
-@torch.no_grad()
-def sample(G: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
-    """G(z) in eval mode (BatchNorm running statistics), fp32; leaves G in train mode."""
-    was_training = G.training
-    G.eval()
-    images = G(z).float()
-    G.train(was_training)
-    return images
 
 
 def total_steps(opt) -> int:
@@ -149,7 +130,6 @@ def total_steps(opt) -> int:
 
 def main(opt) -> Path:
     session = setup(opt, MODEL_NAME)  # torchrun, seed, device, precision, channels_last, run name
-    device, prec = session.device, session.prec
 
     dataset = build_dataset(opt)
     opt.channels = dataset.channels
@@ -157,52 +137,41 @@ def main(opt) -> Path:
 
     G = Generator(opt.nz, opt.ngf, opt.channels, opt.image_size)
     C = Critic(opt.ndf, opt.channels, opt.image_size, opt.critic_norm)
-    G.apply(init_weights)
-    C.apply(init_weights)
-    G = cdev.prepare_model(G, device, session.channels_last)
-    C = cdev.prepare_model(C, device, session.channels_last)
+    G, C = session.place(G.apply(init_weights)), session.place(C.apply(init_weights))  # DCGAN's init, Sec. 4
     opt_g = torch.optim.Adam(G.parameters(), lr=opt.lr, betas=(opt.beta1, opt.beta2))
     opt_c = torch.optim.Adam(C.parameters(), lr=opt.lr, betas=(opt.beta1, opt.beta2))
 
     options = crun.options_dict(opt)
     run = crun.Run(opt.out, options, session.is_main)
     ckpt = Checkpointer(run.checkpoints, model_name=MODEL_NAME, models={"G": G, "C": C},
-                        optimizers={"G": opt_g, "C": opt_c}, scaler=prec.scaler, options=options,
+                        optimizers={"G": opt_g, "C": opt_c}, scaler=session.prec.scaler, options=options,
                         arch_options=ARCH_OPTIONS, is_main=session.is_main)
     start_step, _ = ckpt.resume(opt.resume)
     G_train, C_train = session.for_training(G), session.for_training(C)  # --compile, DDP
 
     # fixed latents for the sample grids: their own generator, so sampling never moves the RNG
-    fixed_z = sample_z(64, opt.nz, opt.z_dist, generator=torch.Generator().manual_seed(opt.seed), device=device)
+    fixed_z = sample_z(64, opt.nz, opt.z_dist, generator=torch.Generator().manual_seed(opt.seed), device=session.device)
     total = total_steps(opt)
     if session.is_main:
         print(f"WGAN-GP {opt.image_size}x{opt.image_size}x{opt.channels}: G {n_params(G)} / critic {n_params(C)} "
-              f"parameters ({opt.critic_norm} norm); {prec}, channels_last={session.channels_last}; "
+              f"parameters ({opt.critic_norm} norm); {session.prec}, channels_last={session.channels_last}; "
               f"{len(dataset)} images, {len(loader)} batches/epoch, generator steps {start_step}->{total}")
 
-    evaluate = None
-    if opt.eval_every > 0 and session.is_main:  # the real half and its features once; its own latents
-        evaluator = cmetrics.Evaluator(dataset, opt.data, n=opt.eval_n, device=device)
-        eval_z = sample_z(evaluator.n, opt.nz, opt.z_dist, generator=torch.Generator().manual_seed(opt.seed + 1))
-        evaluate = lambda: evaluator(cmetrics.generate(G, eval_z, device))  # noqa: E731
 
     # an endless stream of real batches that resumes where step `start_step` left it
     batches = cdata.iterate_steps(loader, start_step * opt.n_critic, 2**62)
     loop = TrainLoop(opt, session, run, ckpt, total=total, start_step=start_step,
-                     sample=lambda: sample(G, fixed_z), evaluate=evaluate)
+                     sample=lambda: cmetrics.generate(G, fixed_z, session.device),
+                     evaluate=evaluation(opt, session, dataset, G, latents))  # --eval-every
     for step in loop.steps():
         # ---- critic: n_critic iterations (Algorithm 1, lines 2-9) --------
         for _ in range(opt.n_critic):
             _, epoch, (real, _) = next(batches)
-            z = sample_z(real.shape[0], opt.nz, opt.z_dist, device=device)
-            critic_stats = critic_step(G_train, C_train, opt_c, session.to_input(real), z, prec, opt.lambda_gp)
-        # ---- generator: one iteration (lines 10-11) -----------------------
-        z = sample_z(opt.batch_size, opt.nz, opt.z_dist, device=device)
-        losses = {**critic_stats, **generator_step(G_train, C_train, opt_g, z, prec)}
-        loop.after_step(step, epoch, losses)
-    out = loop.finish()
-    distributed.cleanup()
-    return out
+            z = sample_z(real.shape[0], opt.nz, opt.z_dist, device=session.device)
+            critic_stats = critic_step(G_train, C_train, opt_c, session.to_input(real), z, session.prec, opt.lambda_gp)
+        z = sample_z(opt.batch_size, opt.nz, opt.z_dist, device=session.device)  # ---- generator (lines 10-11)
+        loop.after_step(step, epoch, {**critic_stats, **generator_step(G_train, C_train, opt_g, z, session.prec)})
+    return loop.finish()
 
 
 if __name__ == "__main__":

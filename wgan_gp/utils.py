@@ -17,3 +17,8 @@ def sample_z(n: int, nz: int, dist: str = "normal", *, device=None, generator: t
     else:
         raise ValueError(f"unknown latent distribution {dist!r} (normal | uniform)")
     return z.to(device) if device is not None else z
+
+
+def latents(options: dict, n: int, generator: torch.Generator) -> torch.Tensor:
+    """z ~ p(z) as the run drew it (--z-dist; default N(0, I), the authors' code): what generate.py and evaluate.py feed G."""
+    return sample_z(n, options["nz"], options.get("z_dist", "normal"), generator=generator)
