@@ -1,6 +1,7 @@
 # Quick start:  make demo   (set-up + a DCGAN demo on the embedded digits)
 #               make test   (set-up + the whole test suite)
-# Set-up makes .venv from requirements.txt once; it reinstalls only when requirements.txt changes.
+# Set-up makes .venv from requirements.txt once, with the exact versions of constraints.txt;
+# it reinstalls only when one of the two changes.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -11,13 +12,13 @@ PY     := $(VENV)/bin/python
 DEMO_ARGS ?= --data digits --image-size 32 --ngf 32 --ndf 32 --epochs 108 --max-steps 1500 \
              --sample-every 500 --save-every 500 --out runs/demo
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test clean gpu-wheels
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
 	touch $@
 
 demo: setup
@@ -30,3 +31,9 @@ test: setup
 
 clean:
 	rm -rf runs .pytest_cache
+
+# What benchmarks/gpu_check.sh needs that the bare GPU machine lacks (pytest), as wheels to
+# carry with the working tree: make gpu-wheels, then run the check with .gpu_wheels carried.
+gpu-wheels: setup
+	$(PY) -m pip download --quiet --no-deps -d .gpu_wheels -c constraints.txt pytest pluggy iniconfig packaging \
+		pygments tomli exceptiongroup

@@ -103,7 +103,7 @@ def load_file(path: str | Path) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "Unsupported global" in str(exc) or _pickles_objects(path):  # well-formed, but holds objects
+        if _pickles_objects(path):  # well formed, but it holds objects that are not tensors
             raise CheckpointError(f"refusing to load {path}: it holds arbitrary Python objects, not only "
                                   f"tensors (loading it could run code); only checkpoints written by this "
                                   f"project are accepted") from exc
@@ -117,12 +117,29 @@ def load_file(path: str | Path) -> dict:
     return payload
 
 
+# what the pickle inside a torch.save file of tensors and plain containers refers to
+_TENSOR_MODULES = ("torch", "collections", "builtins", "_codecs")
+
+
 def _pickles_objects(path: Path) -> bool:
-    """True when `path` is a plain pickle (not a torch.save file) that names classes or
-    functions (GLOBAL opcodes), read with pickletools, which decodes without executing."""
+    """True when the file is well formed but its pickle refers to classes or functions
+    beyond tensors and plain containers (read with pickletools, which decodes without
+    executing anything): the pickle inside a torch.save archive, or a plain pickle file."""
+    import io
     import pickletools
+    import zipfile
 
     try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                name = next(n for n in archive.namelist() if n.endswith("data.pkl"))
+                stream = io.BytesIO(archive.read(name))
+            for op, arg, _ in pickletools.genops(stream):
+                if op.name == "GLOBAL" and not str(arg).split(" ")[0].startswith(_TENSOR_MODULES):
+                    return True
+                if op.name in ("STACK_GLOBAL", "INST", "OBJ"):  # torch.save writes none of these
+                    return True
+            return False
         with open(path, "rb") as f:
             return any(op.name in ("GLOBAL", "STACK_GLOBAL", "INST", "OBJ") for op, _, _ in pickletools.genops(f))
     except Exception:  # noqa: BLE001 - not a valid pickle stream: corrupt

@@ -37,7 +37,7 @@ OOM_HINT = ("out of memory: try a smaller --batch-size, --precision bf16 (CPU/GP
 def is_out_of_memory(exc: BaseException) -> bool:
     import torch
 
-    if isinstance(exc, torch.OutOfMemoryError):
+    if isinstance(exc, torch.cuda.OutOfMemoryError):  # torch.OutOfMemoryError since 2.5 is the same class
         return True
     text = str(exc)
     return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)

@@ -318,7 +318,7 @@ def test_16bit_grey_png_is_scaled_not_clipped(tmp_path):
     path = tmp_path / "a" / "grey16.png"
     path.parent.mkdir()
     Image.fromarray(GREY16).save(path)
-    assert Image.open(path).mode == "I;16"
+    assert Image.open(path).mode in ("I;16", "I")  # Pillow < 10 opens it as 32-bit "I"
     assert Image.open(path).convert("L").getextrema() == (255, 255)  # what PIL alone does
     assert loaded_mean(path) == pytest.approx(GREY16.mean() / 257, abs=1.0)  # ~125, not 255
     assert loaded_mean(path, channels=3) == pytest.approx(GREY16.mean() / 257, abs=1.0)

@@ -5,7 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from common.distributed import DistInfo, all_reduce_mean, cleanup, setup, unwrap_all, unwrap_ddp, wrap
+from common import distributed
+from common.distributed import DistInfo, all_reduce_mean, cleanup, unwrap_all, unwrap_ddp, wrap
+# (distributed.setup, not a bare `setup`: pytest < 8 would run a module-level setup() as a nose fixture)
 
 
 def test_unwrap_all_reaches_the_plain_module_unwrap_ddp_keeps_compile():
@@ -38,7 +40,7 @@ def single_process(monkeypatch):
 
 
 def test_setup_without_torchrun(single_process):
-    info = setup("cpu")
+    info = distributed.setup("cpu")
     assert (info.rank, info.world_size, info.local_rank) == (0, 1, 0)
     assert info.device == torch.device("cpu")
     assert info.is_main and not info.enabled

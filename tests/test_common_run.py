@@ -97,7 +97,7 @@ def test_non_finite_loss_exit_3(capsys):
 
 def test_out_of_memory_exit_4(capsys):
     def main():
-        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     with pytest.raises(SystemExit) as info:
         run_main(main)

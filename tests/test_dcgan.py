@@ -318,7 +318,7 @@ def test_out_of_memory_prints_a_hint(tmp_path, monkeypatch, capsys):
     from common.errors import run_main
 
     def oom(*args, **kwargs):
-        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     monkeypatch.setattr(dcgan_train, "train_step", oom)
     with pytest.raises(SystemExit) as exc:
