@@ -159,6 +159,7 @@ def test_bf16_autocast_step_is_finite_and_close_to_fp32():
     assert float(stats["bf16"]["gp"]) == pytest.approx(float(stats["fp32"]["gp"]), rel=0.05)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="fp16 with a GradScaler needs CUDA")
 def test_fp16_with_grad_scaler_matches_fp32_on_cuda():
     cuda = torch.device("cuda")

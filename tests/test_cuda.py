@@ -1,0 +1,56 @@
+"""The suite's CUDA cases: skipped without a GPU, run by benchmarks/gpu_check.sh where one is
+lent (`pytest -m cuda`). Each trains a tiny model end to end through a folder's train.py."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from common.checkpoint import load_file
+
+pytestmark = [pytest.mark.cuda,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+
+TINY = ["--image-size", "16", "--ngf", "8", "--ndf", "8", "--batch-size", "16", "--device", "cuda",
+        "--log-every", "1", "--sample-every", "100", "--save-every", "100"]
+
+
+def train(folder: str, args: list[str]):
+    import importlib
+
+    module = importlib.import_module(f"{folder}.train")
+    return module.main(module.parse_opt(TINY + args))
+
+
+def finite_weights(path) -> bool:
+    payload = load_file(path)
+    return all(torch.isfinite(v).all() for net in payload["models"].values() for v in net.values()
+               if v.is_floating_point())
+
+
+@pytest.mark.parametrize("folder", ["wgan_gp", "cgan"])
+def test_fp16_with_the_gradient_penalty_trains(folder, tmp_path):
+    """fp16 + GradScaler + gradient penalty, the combination that stopped at step 1 with a NaN."""
+    extra = ["--embed-size", "8"] if folder == "cgan" else []
+    out = train(folder, ["--precision", "fp16", "--max-steps", "30", "--n-critic", "2", "--out", str(tmp_path / "r"),
+                         *extra])
+    assert load_file(out / "checkpoints/last.pt")["step"] == 30 and finite_weights(out / "checkpoints/last.pt")
+
+
+@pytest.mark.parametrize("precision, channels_last", [("bf16", True), ("fp32", True), ("fp32", False)])
+def test_dcgan_trains_in_each_mode(precision, channels_last, tmp_path):
+    flag = "--channels-last" if channels_last else "--no-channels-last"
+    out = train("dcgan", ["--precision", precision, flag, "--max-steps", "10", "--out", str(tmp_path / "r")])
+    assert finite_weights(out / "checkpoints/last.pt")
+
+
+@pytest.mark.parametrize("folder", ["dcgan", "wgan_gp"])
+def test_resume_is_exact_on_the_gpu_with_deterministic(folder, tmp_path):
+    """--deterministic: 4 steps in one run equal 2 steps, a stop, a resume and 2 more, bit for bit."""
+    args = ["--precision", "fp32", "--deterministic", "--seed", "3"]
+    train(folder, args + ["--max-steps", "4", "--out", str(tmp_path / "a")])
+    train(folder, args + ["--max-steps", "2", "--out", str(tmp_path / "b")])
+    train(folder, args + ["--max-steps", "4", "--out", str(tmp_path / "b"), "--resume", "auto"])
+    a, b = (load_file(tmp_path / run / "checkpoints/last.pt")["models"] for run in ("a", "b"))
+    for net in a:
+        for key in a[net]:
+            assert torch.equal(a[net][key], b[net][key]), f"{net}.{key} differs after resume"
