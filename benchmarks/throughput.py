@@ -52,15 +52,25 @@ def build_dcgan(cfg, channels_last, device):
 
 
 def build_simple_gan(cfg, channels_last, device):
-    from simple_gan.model import Discriminator, Generator
-    from simple_gan.train import train_step
+    """One D + G update of simple_gan/train.py: --arch seed (Adam) or --arch paper (SGD + momentum)."""
+    from simple_gan.model import build_discriminator, build_generator, initialise
+    from simple_gan.train import ARCH_DEFAULTS, train_step
 
-    G, D = Generator().to(device), Discriminator().to(device)
-    opt_g, opt_d = torch.optim.Adam(G.parameters(), 3e-4), torch.optim.Adam(D.parameters(), 3e-4)
+    arch = cfg["arch"]
+    o = {**ARCH_DEFAULTS[arch], "arch": arch, "channels": 1, "image_size": 28, "maxout_pieces": 5,
+         "dropout_d_input": 0.2, "dropout_d": 0.5}
+    G, D = build_generator(o), build_discriminator(o)
+    initialise(G, D, arch)
+    G, D = G.to(device), D.to(device)
+    if arch == "paper":
+        opt_g, opt_d = torch.optim.SGD(G.parameters(), 0.1, momentum=0.5), torch.optim.SGD(D.parameters(), 0.1,
+                                                                                          momentum=0.5)
+    else:
+        opt_g, opt_d = torch.optim.Adam(G.parameters(), 3e-4), torch.optim.Adam(D.parameters(), 3e-4)
     real = torch.rand(cfg["batch"], 1, 28, 28, device=device) * 2 - 1
 
     def step(prec):
-        return train_step(G, D, opt_g, opt_d, real, torch.randn(cfg["batch"], 64, device=device), prec)
+        return train_step(G, D, opt_g, opt_d, real, torch.randn(cfg["batch"], o["z_dim"], device=device), prec)
 
     return step
 
@@ -143,7 +153,9 @@ def build_cgan(cfg, channels_last, device):
 CONFIGS = {  # name: (builder, config, description)
     "dcgan": (build_dcgan, {"size": 64, "ngf": 128, "batch": 128}, "64x64x3, ngf=ndf=128 (paper), batch 128"),
     "dcgan-demo": (build_dcgan, {"size": 32, "ngf": 32, "batch": 128}, "32x32x3, ngf=ndf=32 (demo), batch 128"),
-    "simple_gan": (build_simple_gan, {"batch": 32}, "28x28x1 MLP, batch 32"),
+    "simple_gan": (build_simple_gan, {"arch": "paper", "batch": 100},
+                   "--arch paper: 28x28x1, ReLU 1200x2 G, maxout 240x5 x2 D with dropout, batch 100"),
+    "simple_gan-seed": (build_simple_gan, {"arch": "seed", "batch": 32}, "--arch seed: 28x28x1 MLP, batch 32"),
     "wgan": (build_wgan, {"size": 64, "ngf": 64, "batch": 64},
              "64x64x3, ngf=ndf=64 (authors' code), batch 64, 5 critic steps per generator step"),
     "wgan-demo": (build_wgan, {"size": 32, "ngf": 32, "batch": 64}, "32x32x3, ngf=ndf=32 (demo), batch 64, n_critic 5"),

@@ -85,6 +85,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from common.pylearn2 import Maxout, init_irange  # noqa: F401 (Maxout: also cgan.model.Maxout)
+
 ARCHS = ("conv", "mlp")
 
 
@@ -160,19 +162,6 @@ def init_conv_weights(module: nn.Module) -> None:
 
 
 # ================================================================ --arch mlp
-class Maxout(nn.Module):
-    """Maxout layer (Goodfellow et al. 2013): `units` outputs, each the max over `pieces`
-    affine functions of the input: h_i = max_j (x W_ij + b_ij)."""
-
-    def __init__(self, in_features: int, units: int, pieces: int):
-        super().__init__()
-        self.units, self.pieces = units, pieces
-        self.linear = nn.Linear(in_features, units * pieces)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(x).view(x.shape[0], self.units, self.pieces).amax(dim=2)
-
-
 class GeneratorDropout(nn.Dropout):
     """Dropout that stays on in eval mode: in G it is a source of noise, like z. G is trained
     as a function of (z, y, masks), so its samples keep the masks (inverted dropout: kept
@@ -225,9 +214,7 @@ G_IRANGE, D_IRANGE = 0.05, 0.005
 def init_mlp_weights(module: nn.Module, irange: float) -> None:
     """Weights ~ U[-irange, irange], biases 0: the `irange` init of the pylearn2 GAN code the
     paper builds on (Goodfellow et al. 2014's mnist.yaml: 0.05 for G, 0.005 for D)."""
-    if isinstance(module, nn.Linear):
-        nn.init.uniform_(module.weight, -irange, irange)
-        nn.init.zeros_(module.bias)
+    init_irange(module, irange)
 
 
 # ==================================================================== both

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from common import pylearn2
+
 Z_DISTS = ("normal", "hypercube")
 
 
@@ -75,24 +77,14 @@ def label_classifier(data: str):
 # ------------------------------------------- the SGD schedule of --arch mlp
 def learning_rate(step: int, lr0: float = 0.1, decay: float = 1.00004, min_lr: float = 1e-6) -> float:
     """Sec. 4.1: "initial learning rate of 0.1 which was exponentially decreased down to
-    .000001 with decay factor of 1.00004": lr_t = max(lr0 / decay^(t-1), min_lr) for
-    update t = 1, 2, ... (pylearn2's ExponentialDecay divides once per minibatch, after it)."""
-    return max(lr0 / decay ** (step - 1), min_lr)
+    .000001 with decay factor of 1.00004" (common.pylearn2.learning_rate)."""
+    return pylearn2.learning_rate(step, lr0, decay, min_lr)
 
 
 def momentum(step: int, ramp_steps: float, start: float = 0.5, final: float = 0.7) -> float:
-    """Sec. 4.1: "momentum ... with initial value of .5 which was increased up to 0.7". The
-    paper gives no pace; here it rises linearly from `start` at update 1 to `final` after
-    `ramp_steps` updates, then stays (pylearn2's MomentumAdjustor, saturating after 250
-    epochs in the GAN code the paper builds on; train.py's --momentum-epochs)."""
-    if ramp_steps <= 0:
-        return final
-    return start + (final - start) * min(1.0, (step - 1) / ramp_steps)
+    """Sec. 4.1: "momentum ... with initial value of .5 which was increased up to 0.7"; the
+    paper gives no pace: linear over `ramp_steps` updates (common.pylearn2.momentum)."""
+    return pylearn2.momentum(step, ramp_steps, start, final)
 
 
-def set_sgd_hyperparameters(optimizer: torch.optim.Optimizer, lr: float, momentum_value: float) -> None:
-    """Write this update's lr and momentum into every parameter group (a pure function of the
-    step, so a resumed run continues the schedule exactly)."""
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-        group["momentum"] = momentum_value
+set_sgd_hyperparameters = pylearn2.set_sgd_hyperparameters

@@ -13,7 +13,8 @@ from common.checkpoint import load_file
 from common.inference import load_generator
 from common.device import Precision, cpu_has_fast_bf16
 from simple_gan import train as sg_train
-from simple_gan.model import Discriminator, Generator, build_generator
+from common.pylearn2 import Maxout
+from simple_gan.model import Discriminator, Generator, build_discriminator, build_generator
 from simple_gan.utils import sample_z
 from tests.helpers import assert_one_line_error, run_script
 
@@ -38,6 +39,19 @@ def test_architecture_matches_the_seed_table():
     assert D(x).shape == (5,)
 
 
+def test_seed_discriminator_dropout_is_off_by_default_and_keeps_the_keys():
+    torch.manual_seed(0)
+    plain, dropped = Discriminator(), Discriminator(dropout=0.5)
+    dropped.load_state_dict(plain.state_dict())  # same layers, same keys: old checkpoints load
+    x = torch.rand(4, 1, 28, 28) * 2 - 1
+    torch.testing.assert_close(plain(x), plain.main(x.flatten(1)).view(-1))  # p = 0: the seed's D exactly
+    assert not torch.equal(dropped(x), dropped(x))  # training: a fresh mask each call
+    dropped.eval()
+    torch.testing.assert_close(dropped(x), plain(x))  # eval: no dropout
+    assert sg_train.parse_opt(["--arch", "seed"]).dropout_d == 0.0
+    assert sg_train.parse_opt(["--arch", "seed", "--dropout-d", "0.5"]).dropout_d == 0.5
+
+
 def test_one_step_updates_weights_with_finite_losses():
     torch.manual_seed(0)
     G, D = Generator(), Discriminator()
@@ -58,9 +72,92 @@ def test_bf16_step_is_finite():
     assert all(torch.isfinite(v) for v in losses.values())
 
 
-def test_defaults_are_the_seeds():
-    opt = sg_train.parse_opt([])
-    assert (opt.lr, opt.batch_size, opt.z_dim, opt.image_size, opt.epochs) == (3e-4, 32, 64, 28, 50)
+def test_defaults_are_the_papers_and_the_seeds_with_arch_seed():
+    paper = sg_train.parse_opt([])
+    assert (paper.arch, paper.lr, paper.batch_size, paper.z_dim, paper.z_dist, paper.epochs) == \
+        ("paper", 0.1, 100, 100, "uniform", 250)
+    assert (paper.lr_decay, paper.min_lr, paper.momentum, paper.final_momentum) == (1.000004, 1e-6, 0.5, 0.7)
+    seed = sg_train.parse_opt(["--arch", "seed"])
+    assert (seed.lr, seed.batch_size, seed.z_dim, seed.z_dist, seed.image_size, seed.epochs) == \
+        (3e-4, 32, 64, "normal", 28, 50)
+    assert (seed.beta1, seed.beta2) == (0.9, 0.999)
+    assert sg_train.parse_opt(["--arch", "seed", "--lr", "1e-4"]).lr == 1e-4  # a flag given beats the default
+
+
+# ------------------------------------------------------------ --arch paper
+def paper_models():
+    from simple_gan.model import initialise
+
+    opt = sg_train.parse_opt(["--channels", "1"])
+    options = vars(opt) | {"channels": 1}
+    G, D = build_generator(options), build_discriminator(options)
+    initialise(G, D, "paper")
+    return G, D
+
+
+def test_paper_model_matches_mnist_yaml_layer_by_layer():
+    """goodfeli/adversarial mnist.yaml: G h0, h1 RectifiedLinear 1200, y Sigmoid 784 (nvis 100);
+    D h0, h1 Maxout 240 units x 5 pieces, y Sigmoid 1 (nvis 784). Counted per layer."""
+    G, D = paper_models()
+    g_layers = [(m.in_features, m.out_features) for m in G.modules() if isinstance(m, nn.Linear)]
+    assert g_layers == [(100, 1200), (1200, 1200), (1200, 784)]
+    assert [type(m) for m in G.main] == [nn.Linear, nn.ReLU, nn.Linear, nn.ReLU, nn.Linear]
+    g_counts = [linear_params(100, 1200), linear_params(1200, 1200), linear_params(1200, 784)]
+    assert g_counts == [121_200, 1_441_200, 941_584]
+    assert sum(p.numel() for p in G.parameters()) == sum(g_counts) == 2_503_984
+    maxouts = [m for m in D.modules() if isinstance(m, Maxout)]
+    assert [(m.linear.in_features, m.units, m.pieces) for m in maxouts] == [(784, 240, 5), (240, 240, 5)]
+    d_counts = [linear_params(784, 240 * 5), linear_params(240, 240 * 5), linear_params(240, 1)]
+    assert d_counts == [942_000, 289_200, 241]
+    assert sum(p.numel() for p in D.parameters()) == sum(d_counts) == 1_231_441
+    # dropout on each of D's layer inputs: include probability 0.8 on the pixels, 0.5 after
+    assert [m.p for m in D.modules() if isinstance(m, nn.Dropout)] == [0.2, 0.5, 0.5]
+
+
+def test_paper_model_init_ranges_and_output_bias_from_the_data():
+    G, D = paper_models()
+    for net, irange in ((G, 0.05), (D, 0.005)):
+        weights = [m.weight for m in net.modules() if isinstance(m, nn.Linear)]
+        assert all(w.abs().max() <= irange and w.abs().max() > 0.9 * irange for w in weights)
+    mean = torch.linspace(0.0, 1.0, 784).view(1, 28, 28)
+    G.init_output_bias(mean)
+    bias = G.main[-1].bias
+    p = mean.flatten().double().clamp(1e-7, 1 - 1e-7)
+    torch.testing.assert_close(bias, torch.log(p / (1 - p)).float())
+    G.main[-1].weight.data.zero_()  # with no input signal an untrained G draws the mean image
+    out = G(sample_z(2, 100, "uniform"))
+    torch.testing.assert_close((out[0] + 1) / 2, mean.clamp(1e-7, 1 - 1e-7), atol=1e-5, rtol=0)
+
+
+def test_paper_discriminator_sees_the_papers_0_1_pixels():
+    _, D = paper_models()
+    D.eval()
+    x = torch.rand(3, 1, 28, 28) * 2 - 1
+    h = D.main[1](((x + 1) / 2).flatten(1))  # first maxout on [0, 1] pixels
+    expected = D.main[5](D.main[3](h))
+    torch.testing.assert_close(D(x), expected.view(-1))
+
+
+def test_uniform_prior_is_unit_variance_on_plus_minus_sqrt3():
+    z = sample_z(20_000, 100, "uniform", generator=torch.Generator().manual_seed(0))
+    assert z.abs().max() <= 3 ** 0.5 and z.abs().max() > 1.7
+    assert abs(z.var().item() - 1.0) < 0.02
+
+
+def test_paper_schedule_rewrites_lr_and_momentum_every_update(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "paper"
+    sg_train.main(sg_train.parse_opt(TINY + ["--max-steps", "3", "--momentum-epochs", "0.02", "--out", str(out)]))
+    acc = EventAccumulator(str(out))
+    acc.Reload()
+    lrs = [e.value for e in acc.Scalars("train/lr")]
+    moms = [e.value for e in acc.Scalars("train/momentum")]
+    assert lrs == pytest.approx([0.1, 0.1 / 1.000004, 0.1 / 1.000004 ** 2])
+    # 112 steps/epoch: a 0.02-epoch ramp is 2.24 updates, 0.5 -> 0.7
+    assert moms == pytest.approx([0.5, 0.5 + 0.2 / 2.24, 0.5 + 0.2 * 2 / 2.24])
+    payload = load_file(out / "checkpoints/last.pt")
+    assert payload["optimizers"]["G"]["param_groups"][0]["momentum"] == pytest.approx(moms[-1])
 
 
 def test_end_to_end_resume_exact_and_generate(tmp_path):
