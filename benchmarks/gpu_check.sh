@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The GPU check, for when a GPU is lent: at most ~8 minutes on one GPU, one table at the end.
+# The GPU check, for when a GPU is lent: at most 8 minutes on one GPU (each part has a time cap:
+# 180 + 90 + 180 s), one table at the end.
 #
 #   bash benchmarks/gpu_check.sh            # from the repository root, on the GPU machine
 #
@@ -43,7 +44,7 @@ summary=()
 echo; echo "== 1. the suite's CUDA cases (pytest -m cuda)"
 if have pytest; then
     start=$SECONDS
-    timeout 240 "$PY" -m pytest -q -m cuda -p no:cacheprovider -o addopts="" tests 2>&1 | tail -25
+    timeout 180 "$PY" -m pytest -q -m cuda -p no:cacheprovider -o addopts="" tests 2>&1 | tail -25
     rc=${PIPESTATUS[0]}
     summary+=("| CUDA test cases (pytest -m cuda) | $([ "$rc" = 0 ] && echo passed || echo "FAILED (exit $rc)") | $((SECONDS - start)) s |")
     [ "$rc" = 0 ] || status=1
@@ -54,7 +55,7 @@ fi
 
 echo; echo "== 2. torchrun, one process, NCCL: dcgan/train.py"
 start=$SECONDS
-timeout 120 "$PY" -m torch.distributed.run --standalone --nproc_per_node 1 -m dcgan.train --device cuda \
+timeout 90 "$PY" -m torch.distributed.run --standalone --nproc_per_node 1 -m dcgan.train --device cuda \
     --precision fp16 --image-size 32 --ngf 32 --ndf 32 --max-steps 50 --sample-every 25 --save-every 25 \
     --out "$WORK/torchrun" 2>&1 | grep -v "it/s\|step/s" | tail -6
 rc=${PIPESTATUS[0]}
@@ -67,7 +68,7 @@ fi
 
 echo; echo "== 3. throughput, every model, fp32 / fp16-cl / bf16-cl on the GPU"
 start=$SECONDS
-timeout 300 "$PY" benchmarks/throughput.py --devices cuda --modes fp32,fp16-cl,bf16-cl --min-time 2 --max-steps 30 \
+timeout 180 "$PY" benchmarks/throughput.py --devices cuda --modes fp32,fp16-cl,bf16-cl --min-time 2 --max-steps 30 \
     --timeout 40 2>&1 | tee "$WORK/throughput.txt" | grep -v "^  "
 rc=${PIPESTATUS[0]}
 summary+=("| throughput.py, all models x 3 modes | $([ "$rc" = 0 ] && echo done || echo "FAILED (exit $rc)") | $((SECONDS - start)) s |")

@@ -267,7 +267,6 @@ def main(opt) -> Path:
         if on := improved_techniques_on(opt):
             print(f"Improved Techniques (Salimans et al. 2016): {', '.join(on)}")
 
-
     loop = TrainLoop(opt, session, run, ckpt, total=total, start_step=start_step,
                      sample=lambda: cmetrics.generate(sampler_G, fixed_z, session.device),
                      evaluate=evaluation(opt, session, dataset, sampler_G, latents))  # --eval-every

@@ -157,7 +157,6 @@ def main(opt) -> Path:
               f"parameters ({opt.critic_norm} norm); {session.prec}, channels_last={session.channels_last}; "
               f"{len(dataset)} images, {len(loader)} batches/epoch, generator steps {start_step}->{total}")
 
-
     # an endless stream of real batches that resumes where step `start_step` left it
     batches = cdata.iterate_steps(loader, start_step * opt.n_critic, 2**62)
     loop = TrainLoop(opt, session, run, ckpt, total=total, start_step=start_step,
