@@ -48,11 +48,19 @@ def setup(device_name: str = "auto") -> DistInfo:
 
 
 def wrap(model: torch.nn.Module, info: DistInfo) -> torch.nn.Module:
-    """DistributedDataParallel when running under torchrun, else the model itself."""
+    """DistributedDataParallel when running under torchrun, else the model itself.
+
+    broadcast_buffers=False: DDP's default copies rank 0's buffers (BatchNorm's running
+    statistics) into every rank in place before each forward. A GAN calls D twice before one
+    backward (real and fake batches apart, as DCGAN's batch statistics require), and torch 2.3
+    saves the running statistics for batch norm's backward (2.14 does not), so there that copy
+    made the backward fail ("modified by an inplace operation"). Nothing observable changes: training
+    passes use batch statistics, and rank 0's buffers, the ones checkpoints hold, are its own
+    either way; the other ranks keep their own running statistics."""
     if not info.enabled:
         return model
     ids = [info.device.index] if info.device.type == "cuda" else None
-    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
 
 
 def unwrap_ddp(model: torch.nn.Module) -> torch.nn.Module:
@@ -98,5 +106,9 @@ def all_reduce_mean(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
 
 
 def cleanup() -> None:
+    """Close torchrun's process group once every rank has got here: rank 0 writes the last
+    checkpoint and grid while the others wait, and with torch 2.3's gloo a rank that tore the
+    group down while another was still at work sometimes left that one hanging at exit."""
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
