@@ -32,8 +32,8 @@ test: setup
 clean:
 	rm -rf runs .pytest_cache
 
-# What benchmarks/gpu_check.sh needs that the bare GPU machine lacks (pytest), as wheels to
-# carry with the working tree: make gpu-wheels, then run the check with .gpu_wheels carried.
+# pytest as wheels for benchmarks/gpu_check.sh, in case the GPU machine's python lacks it (the
+# image seen in 2026-11 holds it; the script installs these only when it does not): make
+# gpu-wheels, then carry .gpu_wheels with the working tree. All pure-Python wheels (Python 3.11+).
 gpu-wheels: setup
-	$(PY) -m pip download --quiet --no-deps -d .gpu_wheels -c constraints.txt pytest pluggy iniconfig packaging \
-		pygments tomli exceptiongroup
+	$(PY) -m pip download --quiet --no-deps -d .gpu_wheels -c constraints.txt pytest pluggy iniconfig packaging pygments

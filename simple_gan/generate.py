@@ -3,8 +3,8 @@
     python generate.py --checkpoint runs/simple_gan-digits/checkpoints/last.pt
     python generate.py --checkpoint ... --n 100 --individual out/
 
-G (model.build_generator) on z ~ N(0, I) (utils.latents); flags, loading and files:
-common/inference.py.
+G (model.build_generator: the checkpoint's --arch) on z from the run's prior (utils.latents:
+uniform for --arch paper, N(0, I) for --arch seed); flags, loading and files: common/inference.py.
 """
 import sys
 from pathlib import Path
