@@ -26,10 +26,8 @@ import torch
 from common import metrics
 from common.data import Digits
 from common.device import Precision
-from simple_gan.model import build_discriminator, build_generator, initialise
-from simple_gan.train import ARCH_DEFAULTS, build_optimizers, parse_opt, sgd_schedule, train_step
-from simple_gan.utils import mean_image01, sample_z
-from common import pylearn2
+from simple_gan.train import ARCH_DEFAULTS, build_models, build_optimizers, parse_opt, sgd_schedule, train_step
+from simple_gan.utils import sample_z
 
 
 @torch.no_grad()
@@ -63,11 +61,7 @@ def main():
     order = torch.randperm(len(digits), generator=torch.Generator().manual_seed(123))
     n_train = int(0.8 * len(digits))
     train_x, held_x = digits.images[order[:n_train]], digits.images[order[n_train:]]
-    options = vars(opt) | {"channels": 1}
-    G, D = build_generator(options), build_discriminator(options)
-    initialise(G, D, opt.arch)
-    if opt.arch == "paper":
-        G.init_output_bias(mean_image01(torch.utils.data.TensorDataset(train_x, torch.zeros(n_train))))
+    G, D = build_models(vars(opt) | {"channels": 1}, torch.utils.data.TensorDataset(train_x, torch.zeros(n_train)))
     opt_g, opt_d = build_optimizers(opt, G, D)
     prec = Precision("fp32", torch.device("cpu"))
     evaluator = metrics.Evaluator(digits, "digits", device="cpu")
@@ -86,10 +80,7 @@ def main():
             perm, k = torch.randperm(n_train), 0
         real = train_x[perm[k:k + opt.batch_size]]
         k += opt.batch_size
-        if opt.arch == "paper":
-            lr, mom = sgd_schedule(opt, step, steps_per_epoch)
-            pylearn2.set_sgd_hyperparameters(opt_d, lr, mom)
-            pylearn2.set_sgd_hyperparameters(opt_g, lr, mom)
+        sgd_schedule(opt, step, steps_per_epoch, (opt_g, opt_d))  # --arch paper's; nothing for seed
         train_step(G, D, opt_g, opt_d, real, sample_z(real.shape[0], opt.z_dim, opt.z_dist), prec)
         if step % opt_in.every == 0:
             fakes = metrics.generate(G, eval_z, "cpu")

@@ -52,25 +52,21 @@ def build_dcgan(cfg, channels_last, device):
 
 
 def build_simple_gan(cfg, channels_last, device):
-    """One D + G update of simple_gan/train.py: --arch seed (Adam) or --arch paper (SGD + momentum)."""
+    """One D + G update of simple_gan/train.py with an arch's defaults: --arch paper (SGD +
+    momentum, maxout D with dropout) or --arch seed (Adam, no dropout)."""
     from simple_gan.model import build_discriminator, build_generator, initialise
-    from simple_gan.train import ARCH_DEFAULTS, train_step
+    from simple_gan.train import build_optimizers, parse_opt, train_step
+    from simple_gan.utils import sample_z
 
-    arch = cfg["arch"]
-    o = {**ARCH_DEFAULTS[arch], "arch": arch, "channels": 1, "image_size": 28, "maxout_pieces": 5,
-         "dropout_d_input": 0.2, "dropout_d": 0.5}
-    G, D = build_generator(o), build_discriminator(o)
-    initialise(G, D, arch)
+    opt = parse_opt(["--arch", cfg["arch"], "--batch-size", str(cfg["batch"])])
+    G, D = build_generator(vars(opt)), build_discriminator(vars(opt))
+    initialise(G, D, opt.arch)
     G, D = G.to(device), D.to(device)
-    if arch == "paper":
-        opt_g, opt_d = torch.optim.SGD(G.parameters(), 0.1, momentum=0.5), torch.optim.SGD(D.parameters(), 0.1,
-                                                                                          momentum=0.5)
-    else:
-        opt_g, opt_d = torch.optim.Adam(G.parameters(), 3e-4), torch.optim.Adam(D.parameters(), 3e-4)
-    real = torch.rand(cfg["batch"], 1, 28, 28, device=device) * 2 - 1
+    opt_g, opt_d = build_optimizers(opt, G, D)
+    real = torch.rand(opt.batch_size, 1, 28, 28, device=device) * 2 - 1
 
     def step(prec):
-        return train_step(G, D, opt_g, opt_d, real, torch.randn(cfg["batch"], o["z_dim"], device=device), prec)
+        return train_step(G, D, opt_g, opt_d, real, sample_z(opt.batch_size, opt.z_dim, opt.z_dist, device=device), prec)
 
     return step
 

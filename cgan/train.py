@@ -35,14 +35,14 @@ from common import distributed
 from common import metrics as cmetrics
 from common import run as crun
 from common.checkpoint import Checkpointer
-from common.cli import add_common_args, positive_float, positive_int
+from common.cli import add_common_args, positive_float, positive_int, resolve_arch_defaults
 from common.errors import run_main
 from common.loop import TrainLoop, n_params, setup
 from common.penalty import gradient_penalty
+from common.pylearn2 import apply_sgd_schedule, sgd_schedule  # noqa: F401 (sgd_schedule: Sec. 4.1's, per update)
 from cgan.dataset import build_dataset
 from cgan.model import ARCHS, build_models
-from cgan.utils import (Z_DISTS, class_grid_labels, class_grid_z, cycling_labels, generate, label_classifier,
-                        learning_rate, momentum, sample_z, set_sgd_hyperparameters)
+from cgan.utils import Z_DISTS, class_grid_labels, class_grid_z, cycling_labels, generate, label_classifier, sample_z
 
 MODEL_NAME = "cgan"
 ARCH_OPTIONS = ("arch", "nz", "embed_size", "ngf", "ndf", "image_size", "channels", "num_classes")
@@ -108,15 +108,7 @@ def parse_opt(argv=None):
     m.add_argument("--dropout-d", type=float, default=0.5,
                    help="dropout probability on D's image input and hidden layers (default 0.5, Sec. 4.1)")
     add_common_args(p, model=MODEL_NAME, data="digits", channels=3, log_every=10)
-    return resolve_arch_defaults(p.parse_args(argv))
-
-
-def resolve_arch_defaults(opt):
-    """Fill the flags left unset with the chosen architecture's defaults (saved resolved)."""
-    for key, value in ARCH_DEFAULTS[opt.arch].items():
-        if getattr(opt, key) is None:
-            setattr(opt, key, value)
-    return opt
+    return resolve_arch_defaults(p.parse_args(argv), ARCH_DEFAULTS)
 
 
 # ----------------------------------------------------------------- the losses
@@ -191,17 +183,11 @@ def generator_step(G, D, opt_g, z: torch.Tensor, labels: torch.Tensor, prec: cde
     return {"loss_g": loss_g.detach()}
 
 
-def sgd_schedule(opt, step: int, steps_per_epoch: float) -> tuple[float, float]:
-    """(lr, momentum) of update `step` for --arch mlp (Sec. 4.1; see utils.learning_rate, utils.momentum)."""
-    return (learning_rate(step, opt.lr, opt.lr_decay, opt.min_lr),
-            momentum(step, opt.momentum_epochs * steps_per_epoch, opt.momentum, opt.final_momentum))
-
-
 def build_optimizers(opt, G, D):
     if opt.arch == "conv":
         return (torch.optim.Adam(G.parameters(), lr=opt.lr, betas=(opt.beta1, opt.beta2)),
                 torch.optim.Adam(D.parameters(), lr=opt.lr, betas=(opt.beta1, opt.beta2)))
-    # lr and momentum are rewritten before every update by sgd_schedule
+    # lr and momentum are rewritten before every update by apply_sgd_schedule
     return (torch.optim.SGD(G.parameters(), lr=opt.lr, momentum=opt.momentum),
             torch.optim.SGD(D.parameters(), lr=opt.lr, momentum=opt.momentum))
 
@@ -274,10 +260,7 @@ def main(opt) -> Path:
     for step in loop.steps():
         schedule = {}
         if opt.arch == "mlp":  # Sec. 4.1: this update's lr and momentum, a function of the step alone
-            lr, mom = sgd_schedule(opt, step, steps_per_epoch)
-            set_sgd_hyperparameters(opt_d, lr, mom)
-            set_sgd_hyperparameters(opt_g, lr, mom)
-            schedule = {"lr": lr, "momentum": mom}
+            schedule = apply_sgd_schedule(opt, step, steps_per_epoch, (opt_g, opt_d))
         # ---- critic / discriminator: n_critic iterations, each on a new real batch ----
         for _ in range(opt.n_critic):
             _, epoch, (real, labels) = next(batches)

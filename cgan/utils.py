@@ -86,5 +86,3 @@ def momentum(step: int, ramp_steps: float, start: float = 0.5, final: float = 0.
     paper gives no pace: linear over `ramp_steps` updates (common.pylearn2.momentum)."""
     return pylearn2.momentum(step, ramp_steps, start, final)
 
-
-set_sgd_hyperparameters = pylearn2.set_sgd_hyperparameters

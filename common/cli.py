@@ -23,6 +23,15 @@ def positive_float(text: str) -> float:
     return value
 
 
+def resolve_arch_defaults(opt: argparse.Namespace, defaults: dict[str, dict]) -> argparse.Namespace:
+    """For a folder with several `--arch`es whose defaults differ: fill each flag left unset
+    (None) with `defaults[opt.arch]`'s value, so options.json holds the resolved numbers."""
+    for key, value in defaults[opt.arch].items():
+        if getattr(opt, key) is None:
+            setattr(opt, key, value)
+    return opt
+
+
 def add_common_args(parser: argparse.ArgumentParser, *, model: str, data: str, channels: int = 3,
                     log_every: int = 50, sample_every: int = 500, save_every: int = 1000) -> None:
     g = parser.add_argument_group("data, run directory and plumbing (same flags in every folder)")

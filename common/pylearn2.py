@@ -50,9 +50,20 @@ def momentum(step: int, ramp_steps: float, start: float = 0.5, final: float = 0.
     return start + (final - start) * min(1.0, (step - 1) / ramp_steps)
 
 
-def set_sgd_hyperparameters(optimizer: torch.optim.Optimizer, lr: float, momentum_value: float) -> None:
-    """Write this update's lr and momentum into every parameter group (a pure function of the
-    step, so a resumed run continues the schedule exactly)."""
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-        group["momentum"] = momentum_value
+def sgd_schedule(opt, step: int, steps_per_epoch: float) -> tuple[float, float]:
+    """(lr, momentum) of update `step` from the flags the two folders share (--lr --lr-decay
+    --min-lr, --momentum --final-momentum --momentum-epochs)."""
+    return (learning_rate(step, opt.lr, opt.lr_decay, opt.min_lr),
+            momentum(step, opt.momentum_epochs * steps_per_epoch, opt.momentum, opt.final_momentum))
+
+
+def apply_sgd_schedule(opt, step: int, steps_per_epoch: float, optimizers) -> dict[str, float]:
+    """Write update `step`'s lr and momentum into every parameter group of `optimizers`, before
+    the update: a pure function of the step, so a resumed run continues the schedule exactly.
+    Returns them for the logs."""
+    lr, momentum_value = sgd_schedule(opt, step, steps_per_epoch)
+    for optimizer in optimizers:
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+            group["momentum"] = momentum_value
+    return {"lr": lr, "momentum": momentum_value}

@@ -71,12 +71,11 @@ class Discriminator(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = x.flatten(1)
-        if self.dropout > 0:  # functional, so the layers keep the seed's state_dict keys
-            h = F.dropout(h, self.dropout, self.training)
-            h = F.dropout(self.main[1](self.main[0](h)), self.dropout, self.training)
-            return self.main[2](h).view(-1)
-        return self.main(h).view(-1)
+        # functional dropout, so the layers keep the seed's state_dict keys; at p = 0 (the
+        # seed's) F.dropout returns its input and draws no random numbers: the seed's D exactly
+        h = F.dropout(x.flatten(1), self.dropout, self.training)
+        h = F.dropout(self.main[1](self.main[0](h)), self.dropout, self.training)  # Linear, LeakyReLU
+        return self.main[2](h).view(-1)
 
 
 # ================================================================ --arch paper

@@ -27,12 +27,12 @@ import torch.nn.functional as F
 from common import device as cdev
 from common import distributed
 from common import metrics as cmetrics
-from common import pylearn2
 from common import run as crun
 from common.checkpoint import Checkpointer
-from common.cli import add_common_args, positive_float, positive_int
+from common.cli import add_common_args, positive_float, positive_int, resolve_arch_defaults
 from common.errors import run_main
 from common.loop import TrainLoop, evaluation, n_params, setup
+from common.pylearn2 import apply_sgd_schedule
 from simple_gan.dataset import build_dataset
 from simple_gan.model import ARCHS, build_discriminator, build_generator, initialise
 from simple_gan.utils import Z_DISTS, latents, mean_image01, sample_z
@@ -90,11 +90,7 @@ def parse_opt(argv=None):
     s.add_argument("--beta1", type=float, default=0.9, help="Adam beta1 (default 0.9, PyTorch's, as the seed)")
     s.add_argument("--beta2", type=float, default=0.999, help="Adam beta2 (default 0.999, PyTorch's)")
     add_common_args(p, model=MODEL_NAME, data="digits", channels=1, log_every=100, sample_every=1000, save_every=2000)
-    opt = p.parse_args(argv)
-    for key, value in ARCH_DEFAULTS[opt.arch].items():  # resolved here, so options.json holds the numbers
-        if getattr(opt, key) is None:
-            setattr(opt, key, value)
-    return opt
+    return resolve_arch_defaults(p.parse_args(argv), ARCH_DEFAULTS)
 
 
 def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -138,11 +134,23 @@ def build_optimizers(opt, G, D):
             torch.optim.Adam(D.parameters(), lr=opt.lr, betas=(opt.beta1, opt.beta2)))
 
 
-def sgd_schedule(opt, step: int, steps_per_epoch: int) -> tuple[float, float]:
-    """(lr, momentum) of update `step` for --arch paper: mnist.yaml's ExponentialDecay and
-    MomentumAdjustor (common.pylearn2)."""
-    return (pylearn2.learning_rate(step, opt.lr, opt.lr_decay, opt.min_lr),
-            pylearn2.momentum(step, opt.momentum_epochs * steps_per_epoch, opt.momentum, opt.final_momentum))
+def build_models(options: dict, dataset):
+    """G and D as a run's options describe them, initialised: --arch paper as mnist.yaml (irange,
+    and G's sigmoid bias from the data's pixel means; a resume overwrites both), --arch seed as
+    PyTorch's defaults."""
+    G, D = build_generator(options), build_discriminator(options)
+    initialise(G, D, options["arch"])
+    if options["arch"] == "paper":
+        G.init_output_bias(mean_image01(dataset))
+    return G, D
+
+
+def sgd_schedule(opt, step: int, steps_per_epoch: int, optimizers) -> dict[str, float]:
+    """--arch paper: write update `step`'s lr and momentum (mnist.yaml's ExponentialDecay and
+    MomentumAdjustor) into the optimizers; returns them for the logs. --arch seed: nothing."""
+    if opt.arch != "paper":
+        return {}
+    return apply_sgd_schedule(opt, step, steps_per_epoch, optimizers)
 
 
 def main(opt) -> Path:
@@ -153,10 +161,7 @@ def main(opt) -> Path:
     loader = session.loader(dataset, opt.batch_size)
 
     options = crun.options_dict(opt)
-    G, D = build_generator(options), build_discriminator(options)
-    initialise(G, D, opt.arch)
-    if opt.arch == "paper":  # mnist.yaml: G's sigmoid bias from the data's pixel means (a resume overwrites it)
-        G.init_output_bias(mean_image01(dataset))
+    G, D = build_models(options, dataset)
     G, D = G.to(session.device), D.to(session.device)  # MLPs: no channels_last
     opt_g, opt_d = build_optimizers(opt, G, D)
 
@@ -181,12 +186,7 @@ def main(opt) -> Path:
                      sample=lambda: cmetrics.generate(G, fixed_z, session.device),
                      evaluate=evaluation(opt, session, dataset, G, latents))  # --eval-every
     for step, epoch, (real, _) in loop.over(loader):
-        schedule = {}
-        if opt.arch == "paper":  # this update's lr and momentum, a function of the step alone
-            lr, mom = sgd_schedule(opt, step, steps_per_epoch)
-            pylearn2.set_sgd_hyperparameters(opt_d, lr, mom)
-            pylearn2.set_sgd_hyperparameters(opt_g, lr, mom)
-            schedule = {"lr": lr, "momentum": mom}
+        schedule = sgd_schedule(opt, step, steps_per_epoch, (opt_g, opt_d))  # --arch paper: a function of the step
         real = real.to(session.device, non_blocking=True)
         z = sample_z(real.shape[0], opt.z_dim, opt.z_dist, device=session.device)
         losses = train_step(G_train, D_train, opt_g, opt_d, real, z, session.prec)  # Algorithm 1, k = 1
