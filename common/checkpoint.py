@@ -235,20 +235,23 @@ class Checkpointer:
     """Saves and restores one training run's complete state.
 
     `models`/`optimizers` are dicts name -> object; `scaler` a GradScaler; `ema` an
-    object with state_dict/load_state_dict. `arch_options` name the options that
+    object with state_dict/load_state_dict; `states` any other objects with
+    state_dict/load_state_dict that a run needs to continue exactly (learning-rate
+    schedules, CycleGAN's image pools). `arch_options` name the options that
     decide tensor shapes, so a mismatch can say e.g. "ngf=64 in checkpoint, 128 now".
     Under torchrun every rank calls `save` (RNG states are gathered); rank 0 writes.
     """
 
     def __init__(self, directory: str | Path, *, model_name: str, models: dict, optimizers: dict,
                  options: dict, scaler=None, ema=None, arch_options: Iterable[str] = (),
-                 is_main: bool = True):
+                 is_main: bool = True, states: dict | None = None):
         self.directory = Path(directory)
         self.model_name = model_name
         self.models = {k: unwrap_all(m) for k, m in models.items()}
         self.optimizers = optimizers
         self.scaler = scaler
         self.ema = ema
+        self.states = dict(states or {})
         self.options = options
         self.arch_options = tuple(arch_options)
         self.is_main = is_main
@@ -276,6 +279,8 @@ class Checkpointer:
             payload["scaler"] = self.scaler.state_dict()
         if self.ema is not None:
             payload["ema"] = self.ema.state_dict()
+        if self.states:
+            payload["states"] = {k: s.state_dict() for k, s in self.states.items()}
         return payload
 
     def save(self, step: int, epoch: int, name: str = LAST) -> Path:
@@ -295,6 +300,9 @@ class Checkpointer:
             if name not in payload["models"]:
                 raise CheckpointError(f"{path} holds no weights for {name!r}")
             states[name] = checked_state(module, payload["models"][name], what=name, path=path, option_diff=diff)
+        for name in self.states:
+            if name not in payload.get("states", {}):
+                raise CheckpointError(f"{path} holds no state for {name!r}")
         for name, module in self.models.items():
             module.load_state_dict(states[name])
         for name, optimizer in self.optimizers.items():
@@ -307,6 +315,8 @@ class Checkpointer:
             if "ema" not in payload:
                 raise CheckpointError(f"{path} has no EMA weights but this run uses an EMA")
             self.ema.load_state_dict(payload["ema"])
+        for name, obj in self.states.items():
+            obj.load_state_dict(payload["states"][name])
         rank = torch.distributed.get_rank() if (torch.distributed.is_available()
                                                 and torch.distributed.is_initialized()) else 0
         rngs = payload["rng"]

@@ -64,8 +64,12 @@ class Digits(Dataset):
 
 
 # --------------------------------------------------------------------- photos
+BUNDLED_PHOTOS = SKIMAGE_PHOTOS + ("motorcycle", "china", "flower")  # load_bundled_photos' order
+
+
 def load_bundled_photos() -> list[np.ndarray]:
-    """The real RGB photos shipped with scikit-image and scikit-learn (uint8 HxWx3)."""
+    """The real RGB photos shipped with scikit-image and scikit-learn (uint8 HxWx3), in the
+    order of BUNDLED_PHOTOS."""
     import skimage.data
     from sklearn.datasets import load_sample_images
 
@@ -73,6 +77,12 @@ def load_bundled_photos() -> list[np.ndarray]:
     photos.append(np.asarray(skimage.data.stereo_motorcycle()[0]))  # the left view of the stereo pair
     photos += list(load_sample_images().images)
     return [p[..., :3] for p in photos if p.ndim == 3]
+
+
+def bundled_photos(names: tuple[str, ...] | list[str] | None = None) -> dict[str, np.ndarray]:
+    """The bundled photos by name (all of them, or `names` in that order)."""
+    photos = dict(zip(BUNDLED_PHOTOS, load_bundled_photos()))
+    return {n: photos[n] for n in (names if names is not None else BUNDLED_PHOTOS)}
 
 
 class PhotoCrops(Dataset):
@@ -252,19 +262,27 @@ def build_dataset(data: str, image_size: int, *, channels: int = 3, data_root: s
 class ResumableSampler(DistributedSampler):
     """DistributedSampler (per-epoch shuffle from seed + epoch, one shard per rank)
     that can also skip the first batches of an epoch, to resume mid-epoch exactly.
-    Works without torchrun too (one replica)."""
+    Works without torchrun too (one replica).
 
-    def __init__(self, dataset, *, num_replicas=1, rank=0, shuffle=True, seed=0):
+    `keyed`: yield (index, epoch) instead of index, for a dataset whose random
+    augmentation draws from a generator seeded by (seed, epoch, index) (a dataset with
+    `keyed = True`, e.g. common.image2image's): its crops then differ every epoch, yet
+    depend neither on the global RNG nor on the worker count, so a resumed run reads
+    exactly the images an unbroken one would."""
+
+    def __init__(self, dataset, *, num_replicas=1, rank=0, shuffle=True, seed=0, keyed=False):
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed,
                          drop_last=True)
         self.skip = 0
+        self.keyed = keyed
 
     def set_epoch(self, epoch: int, skip: int = 0) -> None:  # noqa: D401 - same meaning as the parent's
         super().set_epoch(epoch)
         self.skip = skip
 
     def __iter__(self):
-        return itertools.islice(super().__iter__(), self.skip, None)
+        indices = itertools.islice(super().__iter__(), self.skip, None)
+        return ((i, self.epoch) for i in indices) if self.keyed else indices
 
     def __len__(self) -> int:
         return super().__len__() - self.skip
@@ -274,7 +292,8 @@ def make_loader(dataset: Dataset, batch_size: int, *, workers: int = 0, seed: in
                 rank: int = 0, world_size: int = 1, pin_memory: bool = False) -> DataLoader:
     """A shuffling DataLoader with whole batches only, whose order depends only on
     (seed, epoch): its own generator keeps the global RNG untouched."""
-    sampler = ResumableSampler(dataset, num_replicas=world_size, rank=rank, seed=seed)
+    sampler = ResumableSampler(dataset, num_replicas=world_size, rank=rank, seed=seed,
+                               keyed=getattr(dataset, "keyed", False))
     generator = torch.Generator().manual_seed(seed)
     loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                         drop_last=True, pin_memory=pin_memory, persistent_workers=workers > 0,

@@ -1,0 +1,190 @@
+"""What the image-conditioned folders share (pix2pix, cyclegan, and later srgan, esrgan, pix2pixhd):
+reading a user's images, augmentation through albumentations that a resumed run repeats
+exactly, the held-out bundled photos, and running a generator on a file or folder of any size.
+
+Nothing here knows a paper's maths; a folder's dataset.py decides what an A and a B are.
+
+Augmentation and resume: a dataset with `keyed = True` is indexed by (index, epoch)
+(common.data.ResumableSampler) and draws its augmentation from a generator seeded by
+(seed, epoch, index), so its crops change every epoch, do not touch the global RNG and
+do not depend on the worker count.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from common.data import IMAGE_EXTENSIONS, list_images, load_image, to_tanh_range
+from common.errors import DataError, UserError
+
+# Whole photos kept out of every embedded training set, for evaluation: a model is measured
+# on scenes it never saw a crop of.
+HELD_OUT_PHOTOS = ("chelsea", "china")
+
+
+# ------------------------------------------------------------------ keys and seeds
+def split_key(key) -> tuple[int, int]:
+    """(index, epoch) from a keyed sampler's item, or (index, 0) for a plain integer index."""
+    if isinstance(key, tuple):
+        return int(key[0]), int(key[1])
+    return int(key), 0
+
+
+def item_seed(seed: int, epoch: int, index: int) -> int:
+    """The seed of item `index`'s augmentation in `epoch`: a pure function of the three."""
+    return int(np.random.default_rng([seed, epoch, index]).integers(2**31 - 1))
+
+
+# ------------------------------------------------------------------ augmentation
+def jitter(load_size: int, crop_size: int, *, flip: bool = True, targets: tuple[str, ...] = ()):
+    """The random jitter of pix2pix (Isola et al. 2017, Sec. 6.2) and CycleGAN (Zhu et al.
+    2017, Sec. 7.1): resize to load_size x load_size, a random crop_size crop, a random
+    horizontal mirror. Every name in `targets` is an extra image that gets exactly the same
+    resize, crop and mirror as `image` (albumentations' additional_targets): the two halves
+    of a pair stay aligned. load_size == crop_size gives no crop, only the mirror."""
+    import albumentations as A
+
+    if crop_size > load_size:
+        raise UserError(f"the crop ({crop_size}) cannot be larger than the loaded image ({load_size})")
+    steps = [A.Resize(load_size, load_size, interpolation=_bicubic())]
+    if crop_size < load_size:
+        steps.append(A.RandomCrop(crop_size, crop_size))
+    if flip:
+        steps.append(A.HorizontalFlip(p=0.5))
+    return A.Compose(steps, additional_targets={t: "image" for t in targets})
+
+
+def resize_only(size: int, *, targets: tuple[str, ...] = ()):
+    """The evaluation-time transform: resize to size x size, nothing random."""
+    import albumentations as A
+
+    return A.Compose([A.Resize(size, size, interpolation=_bicubic())],
+                     additional_targets={t: "image" for t in targets})
+
+
+def _bicubic() -> int:
+    import cv2
+
+    return cv2.INTER_CUBIC  # the official code resizes with PIL's bicubic
+
+
+def augment(transform, seed: int, image: np.ndarray, **targets: np.ndarray) -> dict:
+    """`transform(image=..., **targets)` with its random draws seeded by `seed`."""
+    transform.set_random_seed(seed)
+    return transform(image=image, **targets)
+
+
+# ------------------------------------------------------------------ images
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """uint8 HxWxC -> float CxHxW in [-1, 1]."""
+    return to_tanh_range(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0)
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """float CxHxW in [-1, 1] -> uint8 HxWxC."""
+    x = ((image.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte()
+    return x.permute(1, 2, 0).cpu().numpy()
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """An image file as uint8 HxWx3 (grey repeated, alpha dropped, 16-bit scaled:
+    common.data.convert_image); an unreadable file is a DataError naming it."""
+    return np.asarray(load_image(path, 3))
+
+
+def conversion_note(files: list[Path], what: str) -> str | None:
+    """One line saying how many of `files` are not 8-bit RGB and will be converted (None
+    if all are): grey and 16-bit images are accepted and turned into RGB rather than
+    refused, because a dataset with a few grey photos in it is common and the conversion
+    loses nothing the network could use."""
+    from PIL import Image
+
+    modes: dict[str, int] = {}
+    for f in files:
+        with Image.open(f) as im:
+            if im.mode != "RGB":
+                modes[im.mode] = modes.get(im.mode, 0) + 1
+    if not modes:
+        return None
+    kinds = ", ".join(f"{m}: {n}" for m, n in sorted(modes.items()))
+    return (f"note: {sum(modes.values())} of {len(files)} images in {what} are not 8-bit RGB ({kinds}); "
+            f"converted to RGB (grey repeated into R, G and B, alpha dropped, 16-bit scaled to 8)")
+
+
+def image_files(path: str | Path, what: str = "--data") -> list[Path]:
+    """The images of a folder (common.data.list_images: a missing or empty folder, a
+    non-image or unreadable file is a one-line DataError), labelled `what` in errors."""
+    try:
+        return list_images(path)
+    except DataError as exc:
+        raise DataError(str(exc).replace("--data", what, 1)) from exc
+
+
+# ------------------------------------------------------------------ inference
+def input_files(path: str | Path) -> list[Path]:
+    """generate.py's --input: one image file, or every image in a folder."""
+    path = Path(path)
+    if path.is_file():
+        if path.suffix.lower() not in IMAGE_EXTENSIONS:
+            raise DataError(f"--input {path} is not an image (expected one of {' '.join(IMAGE_EXTENSIONS)})")
+        return [path]
+    return image_files(path, "--input")
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Pad a BxCxHxW batch on the right and bottom to multiples of `multiple` (what a network
+    with that total stride needs) by mirroring the border (replicating it where the image is
+    too small to mirror); returns the padded batch and the original (H, W) to crop back to."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    return x, (h, w)
+
+
+@torch.no_grad()
+def translate(G: torch.nn.Module, image: torch.Tensor, multiple: int, device) -> torch.Tensor:
+    """G on one CxHxW image of any size: padded to `multiple`, run, cropped back (fp32, CPU out)."""
+    x, (h, w) = pad_to_multiple(image.unsqueeze(0).to(device), multiple)
+    return G(x)[..., :h, :w].float().cpu()[0]
+
+
+def output_path(source: Path, inputs_root: Path | None, out: Path, suffix: str = ".png") -> Path:
+    """Where the translation of `source` goes: `out` itself for a single input file named
+    with an image extension, else out/<source's path below the input folder>.png."""
+    if inputs_root is None:
+        return out if out.suffix.lower() in IMAGE_EXTENSIONS else out / (source.stem + suffix)
+    return out / source.relative_to(inputs_root).with_suffix(suffix)
+
+
+def save_image(image: torch.Tensor, path: Path) -> Path:
+    """Write a CxHxW image in [-1, 1] as an 8-bit file (creating its folder)."""
+    from PIL import Image
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(to_uint8(image)).save(path)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc}") from exc
+    return path
+
+
+def input_output_target_rows(inputs: torch.Tensor, outputs: torch.Tensor,
+                             targets: torch.Tensor | None = None) -> torch.Tensor:
+    """Images interleaved as rows input | output | target (or input | output): a grid of
+    them with nrow = 3 (or 2) shows one example per row."""
+    parts = [inputs, outputs] + ([targets] if targets is not None else [])
+    return torch.stack([p.float().cpu() for p in parts], dim=1).flatten(0, 1)
+
+
+def paired_report(outputs: torch.Tensor, targets: torch.Tensor) -> dict:
+    """L1 (on [-1, 1], as the pix2pix loss), PSNR (dB) and SSIM (both on [0, 1]) of outputs
+    against their targets: the paired-translation measures (pix2pix Sec. 4.2 reports L1)."""
+    from common import metrics
+
+    return {"l1": float((outputs.float() - targets.float()).abs().mean()),
+            "psnr": metrics.psnr(outputs, targets), "ssim": metrics.ssim(outputs, targets)}

@@ -1,0 +1,43 @@
+"""Learning-rate schedules a run saves in its checkpoint (common.checkpoint's `states`)."""
+from __future__ import annotations
+
+import torch
+
+
+class LinearDecay:
+    """Constant learning rate for the first `epochs - decay_epochs` epochs, then linear decay
+    towards zero over the last `decay_epochs` (pix2pix, CycleGAN Sec. 7.1, pix2pixHD).
+
+    The factor in (0-based) epoch e is 1 - max(0, e + 1 - n_constant) / (decay_epochs + 1),
+    the official CycleGAN/pix2pix code's rule: 1 through epoch n_constant - 1, then steps of
+    1 / (decay_epochs + 1) down to 1 / (decay_epochs + 1) in the last epoch.
+    The rate is a pure function of the epoch (set_epoch writes it into the optimizer), so a
+    resumed run gets it right at any step. The checkpoint records the schedule and the epoch
+    it last set; on resume the schedule comes from the current options (the same ones give
+    the same rates; a longer --epochs extends the run) and only the epoch is restored."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, lr: float, epochs: int, decay_epochs: int):
+        if not 0 <= decay_epochs <= epochs:
+            raise ValueError(f"decay_epochs must be in 0..epochs ({epochs}), got {decay_epochs}")
+        self.optimizer, self.lr = optimizer, lr
+        self.n_constant, self.decay_epochs = epochs - decay_epochs, decay_epochs
+        self.epoch = -1
+
+    def factor(self, epoch: int) -> float:
+        return max(0.0, 1.0 - max(0, epoch + 1 - self.n_constant) / (self.decay_epochs + 1))
+
+    def set_epoch(self, epoch: int) -> float:
+        """Set the optimizer's rate for `epoch`; return it."""
+        self.epoch = epoch
+        rate = self.lr * self.factor(epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = rate
+        return rate
+
+    def state_dict(self) -> dict:
+        return {"lr": self.lr, "n_constant": self.n_constant, "decay_epochs": self.decay_epochs, "epoch": self.epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch = int(state["epoch"])
+        if self.epoch >= 0:
+            self.set_epoch(self.epoch)
