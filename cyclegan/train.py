@@ -1,0 +1,237 @@
+"""Train CycleGAN (Zhu, Park, Isola, Efros 2017, arXiv:1703.10593).
+
+    cd cyclegan && python train.py                         # embedded unpaired photos, paper settings
+    python -m cyclegan.train --data datasets/horse2zebra   # a trainA/ trainB/ folder, 256x256
+    python train.py --resume auto                          # continue exactly where it stopped
+
+Two generators, G_AB: A -> B (the paper's G: X -> Y) and G_BA: B -> A (the paper's F), and two
+discriminators, D_A on domain A (the paper's D_X) and D_B on domain B (D_Y). Each iteration
+(the official code's order): one generator step that updates G_AB and G_BA together on
+eq. 3 (least-squares adversarial terms, cycle consistency, identity), then one discriminator
+step that updates D_A and D_B together, each on the current real images against fakes drawn
+from a history of 50 generated ones (Sec. 4). Adam lr 2e-4, beta1 0.5, batch 1; the rate is
+constant for 100 epochs, then decays linearly to 0 over 100 more (Sec. 4 / 7.1).
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd cyclegan && python train.py` works
+
+import argparse
+
+import torch
+import torch.nn.functional as F
+
+from common import device as cdev
+from common import distributed
+from common import metrics as cmetrics
+from common import run as crun
+from common.checkpoint import Checkpointer
+from common.cli import add_common_args, positive_int
+from common.errors import run_main
+from common.loop import TrainLoop, n_params, setup
+from common.schedule import LinearDecay
+from cyclegan.dataset import build_dataset, evaluation_set, sample_pairs
+from cyclegan.model import build_discriminator, build_generator, default_blocks, init_weights
+from cyclegan.utils import ImagePool, grid_rows, translation_report
+
+MODEL_NAME = "cyclegan"
+ARCH_OPTIONS = ("ngf", "ndf", "n_blocks", "channels")  # decide tensor shapes; generate.py rebuilds from them
+EMBEDDED_SIZE = 64  # --image-size for --data photos: a 2-core CPU trains it in minutes (README, Results)
+
+
+def non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0.0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (0 = off), got {text}")
+    return value
+
+
+def parse_opt(argv=None):
+    p = argparse.ArgumentParser(description="CycleGAN (Zhu et al. 2017). Defaults are the paper's (Sec. 4, 7).")
+    g = p.add_argument_group("CycleGAN hyper-parameters (paper defaults)")
+    g.add_argument("--epochs", type=positive_int, default=200,
+                   help="passes over the data (default 200 = 100 at constant rate + 100 decaying, Sec. 4)")
+    g.add_argument("--decay-epochs", type=int, default=100,
+                   help="the last N epochs decay the rate linearly to 0 (default 100, Sec. 4)")
+    g.add_argument("--batch-size", type=positive_int, default=1, help="images per step (default 1, Sec. 4)")
+    g.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate of G and D (default 2e-4, Sec. 4)")
+    g.add_argument("--beta1", type=float, default=0.5, help="Adam beta1 (default 0.5, official code)")
+    g.add_argument("--beta2", type=float, default=0.999, help="Adam beta2 (default 0.999, official code)")
+    g.add_argument("--lambda-cycle", type=non_negative_float, default=10.0,
+                   help="lambda, weight of the cycle-consistency loss (default 10, Sec. 4, eq. 3)")
+    g.add_argument("--lambda-identity", type=non_negative_float, default=0.5,
+                   help="identity-loss weight AS A FRACTION OF --lambda-cycle: the loss is lambda_identity * "
+                        "lambda_cycle * ||G(y) - y||_1 (default 0.5, i.e. 0.5*lambda = 5, Sec. 5.2 and the "
+                        "official code's --lambda_identity; 0 = off)")
+    g.add_argument("--pool-size", type=int, default=50,
+                   help="generated images per domain kept for the D updates (default 50, Sec. 4; 0 = off)")
+    g.add_argument("--ngf", type=positive_int, default=64, help="filters of G's first layer (default 64, Sec. 7.2)")
+    g.add_argument("--ndf", type=positive_int, default=64, help="filters of D's first layer (default 64, Sec. 7.2)")
+    g.add_argument("--n-blocks", type=positive_int, default=None,
+                   help="residual blocks in G (default 9 when --image-size >= 256, else 6, Sec. 7.2)")
+    g.add_argument("--image-size", type=int, default=None,
+                   help=f"training crop (default 256 for a folder, Sec. 7.1; {EMBEDDED_SIZE} for --data photos, "
+                        f"so a CPU trains it: see README); a multiple of 4, at least 32")
+    g.add_argument("--load-size", type=int, default=None,
+                   help="images are resized to this before the random crop (default image-size * 286/256: "
+                        "286 for 256, the official --load_size)")
+    g.add_argument("--epoch-size", type=positive_int, default=200,
+                   help="items per epoch of the embedded --data photos (default 200; a folder's epoch is "
+                        "max(|trainA|, |trainB|), as the official code)")
+    add_common_args(p, model=MODEL_NAME, data="photos", log_every=50, sample_every=500, save_every=1000)
+    opt = p.parse_args(argv)
+    resolve(opt, p)
+    return opt
+
+
+def resolve(opt, parser) -> None:
+    """Fill the size-dependent defaults in, so options.json and the checkpoint hold numbers."""
+    if opt.image_size is None:
+        opt.image_size = EMBEDDED_SIZE if opt.data == "photos" else 256
+    if opt.image_size < 32 or opt.image_size % 4:
+        parser.error(f"--image-size must be a multiple of 4 and at least 32 (PatchGAN's map), got {opt.image_size}")
+    if opt.load_size is None:
+        opt.load_size = int(round(opt.image_size * 286 / 256))
+    if opt.load_size < opt.image_size:
+        parser.error(f"--load-size ({opt.load_size}) cannot be smaller than --image-size ({opt.image_size})")
+    if opt.n_blocks is None:
+        opt.n_blocks = default_blocks(opt.image_size)
+    if not 0 <= opt.decay_epochs <= opt.epochs:
+        parser.error(f"--decay-epochs must be between 0 and --epochs ({opt.epochs}), got {opt.decay_epochs}")
+    opt.channels = 3  # both domains are RGB (grey files are converted)
+
+
+# ----------------------------------------------------------------- the losses
+def lsgan_generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
+    """Adversarial loss of eq. 1 for the generator, in the least-squares form of Sec. 4
+    (Mao et al. 2017): minimise E_x[(D(G(x)) - 1)^2], over every patch score of D's map."""
+    scores = fake_scores.float()
+    return F.mse_loss(scores, torch.ones_like(scores))
+
+
+def lsgan_discriminator_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """Adversarial loss of eq. 1 for a discriminator, least-squares form (Sec. 4): minimise
+    E_y[(D(y) - 1)^2] + E_x[D(G(x))^2], divided by 2 "to slow down the rate at which D
+    learns relative to G" (Sec. 7.1)."""
+    real, fake = real_scores.float(), fake_scores.float()
+    return 0.5 * (F.mse_loss(real, torch.ones_like(real)) + F.mse_loss(fake, torch.zeros_like(fake)))
+
+
+def cycle_loss(reconstructed: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """Cycle-consistency loss, one direction of eq. 2: E_x[||F(G(x)) - x||_1] (mean absolute error)."""
+    return F.l1_loss(reconstructed.float(), real.float())
+
+
+def identity_loss(same: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """Identity mapping loss (Sec. 5.2, "photo generation from paintings", after Taigman et al.
+    2017): E_y[||G(y) - y||_1], a generator fed an image of its target domain should leave it be."""
+    return F.l1_loss(same.float(), real.float())
+
+
+def full_objective(gan_ab, gan_ba, cycle_a, cycle_b, idt_a, idt_b, lambda_cycle: float,
+                   lambda_identity: float) -> torch.Tensor:
+    """Eq. 3, L_GAN(G, D_Y) + L_GAN(F, D_X) + lambda * L_cyc(G, F), as the generators minimise
+    it, plus the identity loss of Sec. 5.2 weighted lambda_identity * lambda (0.5 * lambda by
+    default; the official code's form)."""
+    loss = gan_ab + gan_ba + lambda_cycle * (cycle_a + cycle_b)
+    if lambda_identity > 0:
+        loss = loss + lambda_identity * lambda_cycle * (idt_a + idt_b)
+    return loss
+
+
+# --------------------------------------------------------------- one iteration
+def train_step(G_AB, G_BA, D_A, D_B, opt_g, opt_d, real_a: torch.Tensor, real_b: torch.Tensor,
+               prec: cdev.Precision, pool_a: ImagePool, pool_b: ImagePool, *,
+               lambda_cycle: float = 10.0, lambda_identity: float = 0.5) -> dict:
+    """One generator step (G_AB and G_BA, one optimizer), then one discriminator step (D_A and
+    D_B, one optimizer) on fakes from the image pools; returns the detached losses.
+    D_A judges domain A (real a vs G_BA(b)), D_B judges domain B (real b vs G_AB(a))."""
+    zero = real_a.new_zeros(())
+    # ---- generator step: G_AB and G_BA minimise eq. 3 (+ identity) -------------
+    with distributed.frozen(D_A) as d_a, distributed.frozen(D_B) as d_b, prec.autocast():
+        fake_b = G_AB(real_a)  # G(x)
+        rec_a = G_BA(fake_b)  # F(G(x)), the forward cycle
+        fake_a = G_BA(real_b)  # F(y)
+        rec_b = G_AB(fake_a)  # G(F(y)), the backward cycle
+        gan_ab = lsgan_generator_loss(d_b(fake_b))
+        gan_ba = lsgan_generator_loss(d_a(fake_a))
+        cycle_a, cycle_b = cycle_loss(rec_a, real_a), cycle_loss(rec_b, real_b)
+        idt_a = idt_b = zero
+        if lambda_identity > 0:
+            idt_b = identity_loss(G_AB(real_b), real_b)  # G(y) ~ y
+            idt_a = identity_loss(G_BA(real_a), real_a)  # F(x) ~ x
+        loss_g = full_objective(gan_ab, gan_ba, cycle_a, cycle_b, idt_a, idt_b, lambda_cycle, lambda_identity)
+    prec.minimize(loss_g, opt_g, update_scale=False)  # the D step updates the fp16 scale
+
+    # ---- discriminator step: D_A and D_B on real images vs the history of fakes -----
+    with prec.autocast():
+        loss_d_a = lsgan_discriminator_loss(D_A(real_a), D_A(pool_a.query(fake_a)))
+        loss_d_b = lsgan_discriminator_loss(D_B(real_b), D_B(pool_b.query(fake_b)))
+        loss_d = loss_d_a + loss_d_b  # one optimizer over both: each D's gradient is its own loss's
+    prec.minimize(loss_d, opt_d)
+    return {"loss_g": loss_g.detach(), "G_AB": gan_ab.detach(), "G_BA": gan_ba.detach(),
+            "cycle_A": cycle_a.detach(), "cycle_B": cycle_b.detach(), "idt_A": idt_a.detach(),
+            "idt_B": idt_b.detach(), "D_A": loss_d_a.detach(), "D_B": loss_d_b.detach()}
+
+
+def total_steps(opt, steps_per_epoch: int) -> int:
+    total = opt.epochs * steps_per_epoch
+    return min(total, opt.max_steps) if opt.max_steps is not None else total
+
+
+def main(opt) -> Path:
+    session = setup(opt, MODEL_NAME)  # torchrun, seed, device, precision, channels_last, run name
+
+    dataset = build_dataset(opt)
+    loader = session.loader(dataset, opt.batch_size)
+
+    options = crun.options_dict(opt)
+    G_AB, G_BA = build_generator(options), build_generator(options)
+    D_A, D_B = build_discriminator(options), build_discriminator(options)
+    for net in (G_AB, G_BA, D_A, D_B):
+        net.apply(init_weights)
+    G_AB, G_BA, D_A, D_B = (session.place(m) for m in (G_AB, G_BA, D_A, D_B))
+    betas = (opt.beta1, opt.beta2)
+    opt_g = torch.optim.Adam([*G_AB.parameters(), *G_BA.parameters()], lr=opt.lr, betas=betas)
+    opt_d = torch.optim.Adam([*D_A.parameters(), *D_B.parameters()], lr=opt.lr, betas=betas)
+    schedules = {"lr_G": LinearDecay(opt_g, opt.lr, opt.epochs, opt.decay_epochs),
+                 "lr_D": LinearDecay(opt_d, opt.lr, opt.epochs, opt.decay_epochs)}
+    pool_a, pool_b = ImagePool(opt.pool_size), ImagePool(opt.pool_size)
+
+    run = crun.Run(opt.out, options, session.is_main)
+    ckpt = Checkpointer(run.checkpoints, model_name=MODEL_NAME,
+                        models={"G_AB": G_AB, "G_BA": G_BA, "D_A": D_A, "D_B": D_B},
+                        optimizers={"G": opt_g, "D": opt_d}, scaler=session.prec.scaler, options=options,
+                        arch_options=ARCH_OPTIONS, is_main=session.is_main,
+                        states={"pool_A": pool_a, "pool_B": pool_b, **schedules})
+    start_step, _ = ckpt.resume(opt.resume)
+    nets = [session.for_training(m) for m in (G_AB, G_BA, D_A, D_B)]  # --compile, DDP
+
+    # fixed images for the grids (no RNG, so sampling never changes the run)
+    grid_a, grid_b = (session.to_input(x) for x in sample_pairs(options, 4))
+    measure = evaluation_set(options) if opt.eval_every > 0 and session.is_main else None
+    total = total_steps(opt, len(loader))
+    if session.is_main:
+        print(f"CycleGAN {opt.image_size}x{opt.image_size}, {opt.n_blocks} residual blocks: G_AB/G_BA "
+              f"{n_params(G_AB)} / D_A/D_B {n_params(D_A)} parameters each; {session.prec}, "
+              f"channels_last={session.channels_last}; {len(dataset)} items/epoch, {len(loader)} steps/epoch, "
+              f"steps {start_step}->{total}")
+
+    loop = TrainLoop(opt, session, run, ckpt, total=total, start_step=start_step,
+                     sample=lambda: grid_rows(G_AB, G_BA, grid_a, grid_b), grid_columns=6)
+    for step, epoch, (real_a, real_b) in loop.over(loader):
+        rates = {name: s.set_epoch(epoch) for name, s in schedules.items()}  # constant, then linear decay
+        losses = train_step(*nets, opt_g, opt_d, session.to_input(real_a), session.to_input(real_b),
+                            session.prec, pool_a, pool_b, lambda_cycle=opt.lambda_cycle,
+                            lambda_identity=opt.lambda_identity)
+        loop.after_step(step, epoch, losses, log=rates)
+        if measure is not None and step % opt.eval_every == 0:  # held-out L1/PSNR/SSIM, no RNG used
+            for r in translation_report(G_AB, G_BA, measure, session.device):
+                cmetrics.append_jsonl(run.directory / "metrics.jsonl", {"model": MODEL_NAME, "step": step, **r})
+                run.log_scalars(step, {f"eval/{r['key']}_{k}": r[k] for k in ("l1", "psnr", "ssim")})
+    return loop.finish()
+
+
+if __name__ == "__main__":
+    run_main(lambda: main(parse_opt()))
