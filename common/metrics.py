@@ -387,7 +387,12 @@ def log_to_run(run, step: int, report: dict, model: str) -> None:
 
 
 def format_report(report: dict) -> str:
-    """One line for the terminal."""
+    """One line for the terminal: a paired report (L1 / PSNR / SSIM against targets) or a
+    distribution report (FID, KID, ...)."""
+    if "fid" not in report and "psnr" in report:
+        paired = [f"L1 {report['l1']:.4f}" if "l1" in report else "", f"PSNR {report['psnr']:.2f} dB",
+                  f"SSIM {report['ssim']:.4f}" if "ssim" in report else ""]
+        return "  ".join(p for p in paired if p) + (f"  [{report['pairs']}]" if "pairs" in report else "")
     parts = [f"FID {report['fid']:.3f}", f"KID {report['kid']:.4f} ± {report['kid_std']:.4f}"]
     if "is" in report:
         parts.append(f"IS {report['is']:.3f} ± {report['is_std']:.3f}")

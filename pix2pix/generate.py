@@ -1,0 +1,108 @@
+"""Translate images with a trained pix2pix generator.
+
+    python generate.py --checkpoint runs/pix2pix-colorize/checkpoints/last.pt                   # held-out rows
+    python generate.py --checkpoint ... --input photo.jpg --out photo_colour.png                # one image
+    python generate.py --checkpoint ... --input photos/ --out translated/                       # a folder
+    python generate.py --checkpoint ... --input photos/ --out translated/ --eval-mode           # no dropout
+
+G runs as the paper runs it at test time (Sec. 3.1, 6.1): dropout on and BatchNorm with
+each image's own statistics (its noise, seeded by --seed); --eval-mode uses BatchNorm's
+running averages and no dropout instead. Any image size works: it is padded by mirroring
+to a multiple of the U-Net's total stride (256 for the 8-downsampling G) and cropped back.
+For a model trained on an embedded task the inputs are photos and G's input is made from
+them as in training (their grey copy for colorize, their edges for edges2photo), unless
+--as-is; a grey or RGBA file is converted to RGB (and said so).
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd pix2pix && python generate.py` works
+
+import argparse
+from types import SimpleNamespace
+
+import torch
+
+from common import image2image as i2i
+from common import inference
+from common.checkpoint import load_for_inference
+from common.cli import positive_int
+from common.device import pick_device
+from common.run import save_grid
+from pix2pix.dataset import EMBEDDED, MAKE_INPUT, evaluation_pairs
+from pix2pix.model import build_generator, num_downs
+from pix2pix.utils import run_generator
+
+MODEL_NAME = "pix2pix"
+ROWS_NAME = "pix2pix_rows.png"
+
+
+def parse_opt(argv=None):
+    p = argparse.ArgumentParser(description="Translate images with a trained pix2pix generator.")
+    p.add_argument("--checkpoint", required=True, help="a checkpoint written by pix2pix/train.py")
+    p.add_argument("--input", default=None, metavar="FILE|DIR",
+                   help="an image or a folder of images to translate (default: the run's evaluation pairs, "
+                        "written as rows input | output | target)")
+    p.add_argument("--out", default=None,
+                   help=f"output image file (one --input file) or folder (default: {ROWS_NAME} for the rows, "
+                        f"translated/ for a folder, <name>_pix2pix.png beside one file)")
+    p.add_argument("--n", type=positive_int, default=8, help="rows of evaluation pairs (default 8)")
+    p.add_argument("--eval-mode", action="store_true",
+                   help="BatchNorm running averages and no dropout (default: the paper's test mode, Sec. 6.1)")
+    p.add_argument("--as-is", action="store_true",
+                   help="feed the files to G unchanged, even for a model of an embedded task")
+    p.add_argument("--seed", type=int, default=0, help="seed of the dropout noise (default 0)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default auto)")
+    return p.parse_args(argv)
+
+
+def model_input(image, options: dict, as_is: bool):
+    """What G was trained to read: for the embedded tasks, the grey copy or the edges of a photo."""
+    if options["data"] in EMBEDDED and not as_is and options.get("direction", "AtoB") == "AtoB":
+        return MAKE_INPUT[options["data"]](image)
+    return image
+
+
+def translate_files(G, options: dict, opt, device) -> Path:
+    files = i2i.input_files(opt.input)
+    single = Path(opt.input).is_file()
+    out = Path(opt.out) if opt.out else (files[0].with_name(files[0].stem + "_pix2pix.png") if single
+                                         else Path("translated"))
+    note = i2i.conversion_note(files, opt.input)
+    if note:
+        print(note)
+    if options["data"] in EMBEDDED and not opt.as_is and options.get("direction", "AtoB") == "AtoB":
+        print(f"this G was trained on the embedded task {options['data']!r}: its inputs are made from the photos "
+              f"({'their grey copies' if options['data'] == 'colorize' else 'their Canny edges'}); --as-is to skip")
+    multiple = 2 ** num_downs(options["image_size"])
+    for f in files:
+        x = i2i.to_tensor(model_input(i2i.read_rgb(f), options, opt.as_is))
+        y = run_generator(G, i2i.pad_to_multiple(x.unsqueeze(0), multiple)[0], device,
+                          eval_mode=opt.eval_mode, seed=opt.seed)[..., :x.shape[1], :x.shape[2]]
+        i2i.save_image(y[0], i2i.output_path(f, None if single else Path(opt.input), out))
+    print(f"wrote {len(files)} image(s) to {out}")
+    return out
+
+
+def evaluation_rows(G, options: dict, opt, device) -> Path:
+    data_opt = SimpleNamespace(**options)
+    inputs, targets, what = evaluation_pairs(data_opt, opt.n)
+    outputs = run_generator(G, inputs, device, eval_mode=opt.eval_mode, seed=opt.seed)
+    out = Path(opt.out or ROWS_NAME)
+    out = out / ROWS_NAME if out.is_dir() or not out.suffix else out
+    save_grid(i2i.input_output_target_rows(inputs, outputs, targets), out, nrow=3)
+    print(f"wrote {out}: rows input | output | target, {what}")
+    return out
+
+
+def main(opt) -> Path:
+    device = pick_device(opt.device)
+    payload = load_for_inference(opt.checkpoint, MODEL_NAME)
+    G, options = inference.load_generator(opt.checkpoint, MODEL_NAME, build_generator, device, payload=payload)
+    if opt.input is None:
+        return evaluation_rows(G, options, opt, device)
+    return translate_files(G, options, opt, device)
+
+
+if __name__ == "__main__":
+    inference.run_script(parse_opt, main)

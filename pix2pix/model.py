@@ -1,0 +1,165 @@
+"""pix2pix networks (Isola et al. 2017, arXiv:1611.07004, Sec. 3.2 and Appendix 6.1).
+
+Notation of the appendix: Ck = Convolution-BatchNorm-ReLU with k filters; CDk the same
+with dropout 0.5; every convolution is 4x4 with stride 2 (down in the encoder and the
+discriminator, up in the decoder). Encoder ReLUs are leaky (0.2), decoder ReLUs are not.
+
+    U-Net generator, 256x256 (8 downsamplings):
+      encoder  C64-C128-C256-C512-C512-C512-C512-C512        (no BatchNorm on C64)
+      decoder  CD512-CD1024-CD1024-C1024-C1024-C512-C256-C128 (widths after the skip concat)
+      then a convolution to 3 channels and Tanh
+    70x70 PatchGAN discriminator: C64-C128-C256-C512, then a convolution to 1 channel
+
+Where the official code (junyanz/pytorch-CycleGAN-and-pix2pix) and the table differ, the
+README's Deviations table says which is followed here.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+NET_G = ("unet", "encoder-decoder")
+# --netD: the paper's Table 3 receptive fields, as the number of stride-2 C-blocks after C64
+# (the official code's n_layers); "pixel" is the 1x1 PixelGAN, built from 1x1 convolutions.
+NET_D = {"pixel": None, "patch16": 1, "patch70": 3, "image": 5}
+
+
+def num_downs(image_size: int) -> int:
+    """Downsamplings that take `image_size` to 1x1 at the bottleneck: 8 for 256 (the paper's)."""
+    n = int(math.log2(image_size))
+    if 2 ** n != image_size or n < 5:
+        raise ValueError(f"the U-Net needs a power-of-two image size of at least 32, got {image_size}")
+    return n
+
+
+def encoder_widths(ngf: int, n_down: int) -> list[int]:
+    """C64-C128-C256-C512-C512-...: doubling from ngf, capped at 8*ngf."""
+    return [ngf * min(2 ** i, 8) for i in range(n_down)]
+
+
+class Down(nn.Sequential):
+    """Encoder block Ck: LeakyReLU(0.2) on the previous output, 4x4 stride-2 convolution,
+    BatchNorm. The first block has no activation before it (it sees the image) and no
+    BatchNorm (Appendix 6.1.1); the bottleneck block has no BatchNorm either, as in the
+    official code: at 1x1 with batch 1 it would normalise every channel to its bias."""
+
+    def __init__(self, c_in: int, c_out: int, *, first: bool = False, norm: bool = True):
+        layers = [] if first else [nn.LeakyReLU(0.2)]
+        layers.append(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False))  # the official code: no bias here
+        if norm:
+            layers.append(nn.BatchNorm2d(c_out))
+        super().__init__(*layers)
+
+
+class Up(nn.Sequential):
+    """Decoder block Ck / CDk: ReLU, 4x4 stride-2 transposed convolution, BatchNorm, and
+    dropout 0.5 in CDk. The last block maps to the output channels with a bias and Tanh."""
+
+    def __init__(self, c_in: int, c_out: int, *, dropout: bool = False, last: bool = False):
+        layers = [nn.ReLU(), nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=last)]
+        layers += [nn.Tanh()] if last else [nn.BatchNorm2d(c_out)]
+        if dropout:
+            layers.append(nn.Dropout(0.5))
+        super().__init__(*layers)
+
+
+class UNetGenerator(nn.Module):
+    """The generator of Sec. 3.2.1 / Fig. 3: an encoder-decoder whose decoder layer i also
+    receives encoder layer n - i (the skip connections concatenate channels), so low-level
+    information such as edge positions can bypass the bottleneck. `skips=False` is the
+    paper's "encoder-decoder" ablation (Table 1 / Fig. 4): the same layers without skips.
+
+    Dropout 0.5 in the first three decoder layers is G's only noise (Sec. 3.1); it stays on
+    at test time in the paper (generate.py's default)."""
+
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, image_size: int = 256,
+                 skips: bool = True):
+        super().__init__()
+        n = num_downs(image_size)
+        widths = encoder_widths(ngf, n)
+        self.skips = skips
+        self.encoder = nn.ModuleList(
+            [Down(in_channels, widths[0], first=True)]
+            + [Down(widths[i - 1], widths[i], norm=i < n - 1) for i in range(1, n)])
+        grow = 2 if skips else 1  # a skip doubles a decoder layer's input channels
+        self.decoder = nn.ModuleList()
+        for j in range(n):  # decoder layer j mirrors encoder layer n - 1 - j
+            c_in = widths[n - 1 - j] * (grow if j > 0 else 1)
+            if j < n - 1:
+                self.decoder.append(Up(c_in, widths[n - 2 - j], dropout=j < 3))
+            else:
+                self.decoder.append(Up(c_in, out_channels, last=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = []
+        for down in self.encoder:
+            x = down(x)
+            features.append(x)
+        x = self.decoder[0](features[-1])
+        for j, up in enumerate(self.decoder[1:], start=1):
+            if self.skips:
+                x = torch.cat([x, features[-1 - j]], dim=1)
+            x = up(x)
+        return x
+
+
+class PatchDiscriminator(nn.Module):
+    """PatchGAN (Sec. 3.2.2): classifies each N x N patch of the (input, output) pair as real
+    or fake, one logit per patch; D's answer is the mean over the map. `n_layers` stride-2
+    blocks after C64 plus one stride-1 block give N = 16 (n_layers 1), 70 (3), 286 (5)."""
+
+    def __init__(self, in_channels: int = 6, ndf: int = 64, n_layers: int = 3):
+        super().__init__()
+        layers = [nn.Conv2d(in_channels, ndf, 4, 2, 1), nn.LeakyReLU(0.2)]  # C64: no BatchNorm
+        width = ndf
+        for i in range(1, n_layers + 1):
+            nxt = ndf * min(2 ** i, 8)
+            stride = 2 if i < n_layers else 1  # the last C-block keeps the resolution
+            layers += [nn.Conv2d(width, nxt, 4, stride, 1, bias=False), nn.BatchNorm2d(nxt), nn.LeakyReLU(0.2)]
+            width = nxt
+        layers.append(nn.Conv2d(width, 1, 4, 1, 1))  # one logit per patch (no sigmoid: the loss takes logits)
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, pair: torch.Tensor) -> torch.Tensor:
+        return self.net(pair)
+
+
+class PixelDiscriminator(nn.Module):
+    """PixelGAN (Sec. 4.4, Table 3's 1x1): C64-C128 with 1x1 convolutions, one logit per pixel."""
+
+    def __init__(self, in_channels: int = 6, ndf: int = 64):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(in_channels, ndf, 1), nn.LeakyReLU(0.2),
+            nn.Conv2d(ndf, ndf * 2, 1, bias=False), nn.BatchNorm2d(ndf * 2), nn.LeakyReLU(0.2),
+            nn.Conv2d(ndf * 2, 1, 1, bias=False))  # the official code: no bias on the output either
+
+    def forward(self, pair: torch.Tensor) -> torch.Tensor:
+        return self.net(pair)
+
+
+def init_weights(m: nn.Module) -> None:
+    """Gaussian N(0, 0.02) weights, zero biases; BatchNorm scale N(1, 0.02) (Sec. 6.2, as in DCGAN)."""
+    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(m.weight, 0.0, 0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.BatchNorm2d):
+        nn.init.normal_(m.weight, 1.0, 0.02)
+        nn.init.zeros_(m.bias)
+
+
+def build_generator(options: dict) -> UNetGenerator:
+    return UNetGenerator(options.get("input_channels", 3), options.get("output_channels", 3), options["ngf"],
+                         options["image_size"], skips=options["netG"] == "unet")
+
+
+def build_discriminator(options: dict) -> nn.Module:
+    """D sees input and output concatenated along channels (Sec. 3.1: D(x, y))."""
+    in_channels = options.get("input_channels", 3) + options.get("output_channels", 3)
+    n_layers = NET_D[options["netD"]]
+    if n_layers is None:
+        return PixelDiscriminator(in_channels, options["ndf"])
+    return PatchDiscriminator(in_channels, options["ndf"], n_layers)

@@ -1,0 +1,215 @@
+"""Train pix2pix (Isola et al. 2017, arXiv:1611.07004): image-to-image translation with a
+conditional GAN.
+
+    cd pix2pix && python train.py                         # embedded colourisation, paper settings
+    python train.py --data edges2photo                    # embedded edges -> photo
+    python -m pix2pix.train --data datasets/facades --direction BtoA   # the official aligned layout
+
+Each step (Sec. 3.3 / 6.2): G translates the input x; D takes one gradient step on the
+cGAN loss of eq. (1), halved; G takes one on eq. (4): the non-saturating cGAN loss plus
+lambda = 100 times the L1 distance to the target (eq. 3). Adam lr 2e-4, beta1 0.5,
+batch 1, random jitter; constant learning rate, then linear decay to 0 over the second half.
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd pix2pix && python train.py` works
+
+import argparse
+
+import torch
+import torch.nn.functional as F
+
+from common import device as cdev
+from common import distributed
+from common import image2image as i2i
+from common import run as crun
+from common.checkpoint import Checkpointer
+from common.cli import add_common_args, positive_int
+from common.errors import DataError, run_main
+from common.loop import TrainLoop, n_params, setup
+from common.schedule import LinearDecay
+from pix2pix.dataset import EMBEDDED, build_dataset, evaluation_pairs
+from pix2pix.model import NET_D, NET_G, build_discriminator, build_generator, init_weights, num_downs
+from pix2pix.utils import run_generator
+
+MODEL_NAME = "pix2pix"
+ARCH_OPTIONS = ("netG", "netD", "ngf", "ndf", "image_size")  # decide tensor shapes (generate.py rebuilds G)
+
+
+def non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def set_help(parser: argparse.ArgumentParser, dest: str, text: str) -> None:
+    """Replace a shared flag's help where this folder gives it another meaning."""
+    for action in parser._actions:
+        if action.dest == dest:
+            action.help = text
+
+
+def parse_opt(argv=None):
+    p = argparse.ArgumentParser(description="pix2pix (Isola et al. 2017). Defaults are the paper's (Sec. 3, 6).")
+    g = p.add_argument_group("pix2pix hyper-parameters (paper defaults)")
+    g.add_argument("--netG", default="unet", choices=NET_G,
+                   help="unet (Sec. 3.2.1, default) or encoder-decoder (the same layers without skips: Table 1's ablation)")
+    g.add_argument("--netD", default="patch70", choices=list(NET_D),
+                   help="receptive field of D (Table 3): pixel 1x1, patch16 16x16, patch70 70x70 (default), "
+                        "image 286x286")
+    g.add_argument("--ngf", type=positive_int, default=64, help="G's first-layer filters (default 64, Appendix 6.1.1)")
+    g.add_argument("--ndf", type=positive_int, default=64, help="D's first-layer filters (default 64, Appendix 6.1.2)")
+    g.add_argument("--lambda-l1", type=non_negative_float, default=100.0,
+                   help="weight of the L1 term, lambda in eq. (4) (default 100, Sec. 4.2); 0 = cGAN only")
+    g.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate (default 2e-4, Sec. 3.3)")
+    g.add_argument("--beta1", type=float, default=0.5, help="Adam beta1 (default 0.5, Sec. 3.3)")
+    g.add_argument("--beta2", type=float, default=0.999, help="Adam beta2 (default 0.999, Sec. 3.3)")
+    g.add_argument("--batch-size", type=positive_int, default=1,
+                   help="minibatch size (default 1, Sec. 6.2: batch 1 makes BatchNorm instance normalization)")
+    g.add_argument("--epochs", type=positive_int, default=200,
+                   help="passes over the data (default 200, the paper's facades/maps/cityscapes setting; "
+                        "it uses 15 for edges2shoes)")
+    g.add_argument("--decay-epochs", type=int, default=100,
+                   help="the last N epochs decay the learning rate linearly to 0 (default 100: constant for the "
+                        "first half, the official code's schedule)")
+    g.add_argument("--image-size", type=positive_int, default=256,
+                   help="crop size, a power of two >= 32; the U-Net has log2 of it downsamplings (default 256)")
+    g.add_argument("--load-size", type=positive_int, default=286,
+                   help="random jitter: images are resized to this before the random crop (default 286, Sec. 6.2)")
+    g.add_argument("--no-flip", action="store_true", help="no random mirroring (default: mirror, Sec. 6.2)")
+    g.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"],
+                   help="AtoB: translate A into B (default); BtoA swaps the roles of the two images of a pair")
+    g.add_argument("--epoch-length", type=positive_int, default=400,
+                   help="pairs per epoch of the embedded tasks (default 400, the size of facades)")
+    add_common_args(p, model=MODEL_NAME, data="colorize")
+    set_help(p, "data", "colorize | edges2photo (embedded, offline: pairs made from the bundled photos) | a folder "
+                        "of aligned A|B images (with train/, val/, test/ as the official datasets) | a folder "
+                        "with A/ and B/ holding pairs under the same file names (default: colorize)")
+    p.set_defaults(log_every=100)
+    opt = p.parse_args(argv)
+    if not 0 <= opt.decay_epochs <= opt.epochs:
+        p.error(f"--decay-epochs must be between 0 and --epochs ({opt.epochs})")
+    if opt.load_size < opt.image_size:
+        p.error(f"--load-size ({opt.load_size}) must be at least --image-size ({opt.image_size})")
+    try:
+        num_downs(opt.image_size)
+    except ValueError as exc:
+        p.error(f"--image-size: {exc}")
+    return opt
+
+
+# ----------------------------------------------------------------- the losses
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """D maximises log D(x, y) + log(1 - D(x, G(x, z))) (eq. 1), computed on the patch
+    logits as BCE(D(x, y), 1) + BCE(D(x, G(x)), 0), each the mean over the patch map;
+    halved "while optimizing D, to slow down the rate at which D learns" (Sec. 3.3)."""
+    return 0.5 * (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+                  + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+
+
+def generator_gan_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """G's cGAN term: maximise log D(x, G(x, z)) (Sec. 3.3, the non-saturating form of eq. 1)."""
+    return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+
+
+def l1_loss(fake: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L_L1(G) = E ||y - G(x, z)||_1 (eq. 3), the mean absolute difference per pixel."""
+    return (target.float() - fake.float()).abs().mean()
+
+
+def pair(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """D's input: condition and image concatenated along channels (Sec. 3.1, D(x, y))."""
+    return torch.cat([x, y], dim=1)
+
+
+# --------------------------------------------------------------- one iteration
+def train_step(G, D, opt_g, opt_d, x: torch.Tensor, y: torch.Tensor, prec: cdev.Precision,
+               lambda_l1: float = 100.0) -> dict:
+    """One D update, then one G update on the same G(x) (Sec. 3.3); returns detached losses.
+    G's noise z is its dropout (Sec. 3.1), so G(x) takes no z."""
+    # ---- discriminator step: eq. (1), halved -----------------------------------
+    with prec.autocast():
+        fake = G(x)  # runs once; its graph is reused in the G step
+        real_logits = D(pair(x, y))  # real and fake pairs in separate calls, as the official code:
+        fake_logits = D(pair(x, fake.detach()))  # BatchNorm sees one kind at a time
+        loss_d = discriminator_loss(real_logits, fake_logits)
+    prec.minimize(loss_d, opt_d, update_scale=False)  # the G step updates the scale
+
+    # ---- generator step: eq. (4), G* = arg min_G max_D L_cGAN + lambda L_L1 -----
+    with distributed.frozen(D) as d, prec.autocast():
+        loss_gan = generator_gan_loss(d(pair(x, fake)))
+        loss_l1 = l1_loss(fake, y)
+        loss_g = loss_gan + lambda_l1 * loss_l1
+    prec.minimize(loss_g, opt_g)
+    return {"loss_d": loss_d.detach(), "loss_g_gan": loss_gan.detach(), "loss_l1": loss_l1.detach(),
+            "D(x,y)": torch.sigmoid(real_logits.detach().float()).mean(),
+            "D(x,G(x))": torch.sigmoid(fake_logits.detach().float()).mean()}
+
+
+def total_steps(opt, steps_per_epoch: int) -> int:
+    total = opt.epochs * steps_per_epoch
+    return min(total, opt.max_steps) if opt.max_steps is not None else total
+
+
+def sample_pairs(opt, dataset, n: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fixed pairs of the sample grids: held-out crops for the embedded tasks, the test
+    (or val) split of a folder where it has one, else the first training pairs unjittered."""
+    try:
+        inputs, targets, _ = evaluation_pairs(opt, n)
+    except DataError:  # a folder without test/ or val/: show training pairs
+        items = [dataset[(i, 0)] for i in range(min(n, len(dataset)))]
+        inputs, targets = torch.stack([a for a, _ in items]), torch.stack([b for _, b in items])
+    return inputs, targets
+
+
+def main(opt) -> Path:
+    session = setup(opt, MODEL_NAME)  # torchrun, seed, device, precision, channels_last, run name
+
+    dataset = build_dataset(opt)
+    loader = session.loader(dataset, opt.batch_size)
+    options = crun.options_dict(opt)
+    G, D = build_generator(options), build_discriminator(options)
+    G.apply(init_weights)
+    D.apply(init_weights)
+    G, D = session.place(G), session.place(D)
+    opt_g = cdev.adam(G.parameters(), lr=opt.lr, betas=(opt.beta1, opt.beta2))  # fused where available
+    opt_d = cdev.adam(D.parameters(), lr=opt.lr, betas=(opt.beta1, opt.beta2))
+    schedules = {"lr_G": LinearDecay(opt_g, opt.lr, opt.epochs, opt.decay_epochs),
+                 "lr_D": LinearDecay(opt_d, opt.lr, opt.epochs, opt.decay_epochs)}
+
+    run = crun.Run(opt.out, options, session.is_main)
+    ckpt = Checkpointer(run.checkpoints, model_name=MODEL_NAME, models={"G": G, "D": D},
+                        optimizers={"G": opt_g, "D": opt_d}, scaler=session.prec.scaler, options=options,
+                        arch_options=ARCH_OPTIONS, is_main=session.is_main, states=schedules)
+    start_step, _ = ckpt.resume(opt.resume)
+    G_train, D_train = session.for_training(G), session.for_training(D)  # --compile, DDP
+
+    sample_x, sample_y = sample_pairs(opt, dataset)
+    total = total_steps(opt, len(loader))
+    if session.is_main:
+        data = opt.data if opt.data in EMBEDDED else getattr(dataset, "layout", opt.data)
+        print(f"pix2pix {opt.netG} / {opt.netD} {opt.image_size}x{opt.image_size}: G {n_params(G)} / D {n_params(D)} "
+              f"parameters; {session.prec}, channels_last={session.channels_last}; {len(dataset)} pairs ({data}, "
+              f"{opt.direction}), {len(loader)} steps/epoch, steps {start_step}->{total}")
+        if getattr(dataset, "note", None):
+            print(dataset.note)
+
+    def sample() -> torch.Tensor:  # rows input | output | target, G as at test time (generate.py's default)
+        out = run_generator(G, sample_x, session.device, seed=opt.seed)
+        return i2i.input_output_target_rows(sample_x, out, sample_y)
+
+    loop = TrainLoop(opt, session, run, ckpt, total=total, start_step=start_step, sample=sample, grid_columns=3)
+    for step, epoch, (x, y) in loop.over(loader):
+        for schedule in schedules.values():  # the learning rate changes once per epoch
+            if schedule.epoch != epoch:
+                schedule.set_epoch(epoch)
+        losses = train_step(G_train, D_train, opt_g, opt_d, session.to_input(x), session.to_input(y),
+                            session.prec, opt.lambda_l1)
+        loop.after_step(step, epoch, losses, log={"lr": opt_g.param_groups[0]["lr"]})
+    return loop.finish()
+
+
+if __name__ == "__main__":
+    run_main(lambda: main(parse_opt()))
