@@ -56,6 +56,12 @@ ENTRIES = {
                  note="the seed's conv cGAN (WGAN-GP, embedded labels), ngf=ndf=16, 32x32, batch 64"),
     "cgan-mlp": dict(folder="cgan", data="digits", size=28, args=["--arch", "mlp", "--epochs", "100000"],
                      note="the paper's MLP/maxout cGAN (Sec. 4.1), 28x28, SGD lr 0.1, batch 100"),
+    # paired entries: evaluate.py measures the outputs against known targets and writes its own
+    # trivial baseline beside them (the input itself); one table row per record it appends
+    "pix2pix": dict(folder="pix2pix", data="colorize", size=256, paired=True, args=[],
+                    note="paper settings: U-Net G, 70x70 PatchGAN, lambda 100, batch 1, jitter 286->256"),
+    "pix2pix-edges": dict(folder="pix2pix", data="edges2photo", size=256, paired=True, args=[],
+                          note="paper settings, edges -> photo (Canny edges of the photo)"),
 }
 BEGIN, END = "<!-- quality.py: begin -->", "<!-- quality.py: end -->"
 
@@ -89,7 +95,7 @@ def last_record(path: Path) -> dict:
     return json.loads(path.read_text().splitlines()[-1])
 
 
-def train_and_evaluate(name: str, entry: dict, opt) -> dict:
+def train_and_evaluate(name: str, entry: dict, opt) -> list[dict]:
     out = Path(opt.runs) / name
     jsonl = out / "quality.jsonl"
     # a fresh run, not a resumed one, with nothing of an earlier one (TensorBoard events, grids) left to mix in
@@ -99,11 +105,13 @@ def train_and_evaluate(name: str, entry: dict, opt) -> dict:
                    "--sample-every", "1000000", "--save-every", "1000000"])
     evaluate = [sys.executable, f"{entry['folder']}/evaluate.py", "--checkpoint", str(out / "checkpoints/last.pt"),
                 "--seed", str(opt.seed), "--jsonl", str(jsonl)]
-    eval_s = run(evaluate + (["--n", str(opt.n)] if opt.n else []))
-    record = last_record(jsonl)
-    return {**record, "model": name, "data": f"{entry['data']} {entry['size']}x{entry['size']}",
-            "setting": entry["note"], "budget": f"{opt.budget_minutes:g} min", "steps": record["step"],
-            "train_s": train_s, "eval_s": eval_s, **machine()}
+    eval_s = run(evaluate + (["--n", str(opt.n)] if opt.n and not entry.get("paired") else []))
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    if not entry.get("paired"):
+        records = records[-1:]  # the generated images' report
+    return [{**record, "model": name, "data": f"{entry['data']} {entry['size']}x{entry['size']}",
+             "setting": entry["note"], "budget": f"{opt.budget_minutes:g} min", "steps": record["step"],
+             "train_s": train_s, "eval_s": eval_s, **machine()} for record in records]
 
 
 def zero_step_dcgan(opt, size: int = 32) -> dict:
@@ -149,8 +157,27 @@ def machines(rows: list[dict]) -> list[str]:
     return list(dict.fromkeys(r.get("hardware", UNRECORDED) for r in rows))
 
 
+def paired_table(rows: list[dict], footnote: dict) -> str:
+    """The image-to-image rows: each model's outputs and the trivial baselines its evaluate.py
+    measured beside them on the same held-out pairs."""
+    lines = ["| model | data | setting | budget | steps | measured | L1 | PSNR dB | SSIM | pairs | train s "
+             "| measured (machine, precision) |",
+             "|---|---|---|---|---:|---|---:|---:|---:|---|---:|---|"]
+    for r in rows:
+        where = f"[{footnote[r.get('hardware', UNRECORDED)]}], {r.get('precision', '?')}"
+        lines.append(f"| {r['model']} | {r['data']} | {r['setting']} | {r['budget']} | {r['steps']} | {r['what']} | "
+                     f"{fmt(r.get('l1'), 4)} | {fmt(r['psnr'], 2)} | {fmt(r.get('ssim'), 3)} | {r.get('pairs', '-')} "
+                     f"| {r['train_s']:.0f} | {r.get('date', '-')} {where} |")
+    return "\n".join(lines)
+
+
+def is_paired(row: dict) -> bool:
+    return "psnr" in row and "fid" not in row
+
+
 def table(rows: list[dict]) -> str:
     footnote = {h: i + 1 for i, h in enumerate(machines(rows))}
+    rows = [r for r in rows if not is_paired(r)]
     lines = ["| model | data | setting | budget | steps | FID | KID | IS | SWD x1e3 | MS-SSIM | class acc. | n "
              "| train s | eval s | measured (machine, precision) |",
              "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
@@ -190,7 +217,8 @@ def machine(precision: str | None = None) -> dict:
 
 
 def section(rows: list[dict], opt, argv: list[str]) -> str:
-    features = sorted({r["features"] for r in rows})
+    features = sorted({r["features"] for r in rows if "features" in r})
+    paired = [r for r in rows if is_paired(r)]
     return "\n".join([
         BEGIN,
         "## Quality under a fixed CPU budget",
@@ -211,6 +239,15 @@ def section(rows: list[dict], opt, argv: list[str]) -> str:
         "(higher = less diverse). Class acc.: for conditional models, the fraction of samples drawn for "
         "label k that the offline digit classifier calls k (labels 0-9 in turn). Train seconds include "
         "start-up; budgets are wall-clock.",
+        "",
+        "### Image-to-image translation against known targets",
+        "",
+        paired_table(paired, {h: i + 1 for i, h in enumerate(machines(rows))}),
+        "",
+        "Each model's evaluate.py measures its outputs on held-out pairs (whole photos never cropped for "
+        "training) against their targets, beside the trivial baseline on the same pairs: the input itself "
+        "(pix2pix: the grey copy or the edge map; CycleGAN: the untranslated crop). L1 on [-1, 1], PSNR and "
+        "SSIM on [0, 1]: lower L1, higher PSNR and SSIM are better.",
         END,
     ])
 
@@ -225,7 +262,7 @@ def write_results(path: Path, text: str) -> None:
 
 
 def row_key(row: dict) -> str:
-    return f"{row['model']} | {row['data']}"
+    return f"{row['model']} | {row['data']}" + (f" | {row['what']}" if is_paired(row) else "")
 
 
 def merge_rows(path: Path, new_rows: list[dict]) -> list[dict]:
@@ -252,11 +289,12 @@ def main(argv=None) -> list[dict]:
     argv = sys.argv[1:] if argv is None else argv
     opt = parse_opt(argv)
     names = opt.only or list(ENTRIES)
-    rows = [real_reference(opt, size) for size in sorted({ENTRIES[n]["size"] for n in names})]
-    if not opt.no_zero_step:
+    unconditional = [n for n in names if not ENTRIES[n].get("paired")]
+    rows = [real_reference(opt, size) for size in sorted({ENTRIES[n]["size"] for n in unconditional})]
+    if not opt.no_zero_step and unconditional:
         rows.append(zero_step_dcgan(opt))
     for name in names:
-        rows.append(train_and_evaluate(name, ENTRIES[name], opt))
+        rows += train_and_evaluate(name, ENTRIES[name], opt)
     rows_path = Path(opt.rows) if opt.rows else Path(opt.results).with_name("quality_rows.json")
     text = section(merge_rows(rows_path, rows), opt, argv)
     write_results(Path(opt.results), text)

@@ -81,7 +81,7 @@ class UNetGenerator(nn.Module):
         widths = encoder_widths(ngf, n)
         self.skips = skips
         self.encoder = nn.ModuleList(
-            [Down(in_channels, widths[0], first=True)]
+            [Down(in_channels, widths[0], first=True, norm=False)]
             + [Down(widths[i - 1], widths[i], norm=i < n - 1) for i in range(1, n)])
         grow = 2 if skips else 1  # a skip doubles a decoder layer's input channels
         self.decoder = nn.ModuleList()
