@@ -407,6 +407,8 @@ def format_report(report: dict) -> str:
 
 def scalars(report: dict) -> dict:
     """The report's numbers as TensorBoard scalars, tagged with the feature extractor."""
+    if "features" not in report:  # a paired report: L1 / PSNR / SSIM against targets
+        return {f"eval/{k}": report[k] for k in ("l1", "psnr", "ssim") if k in report}
     tag = "inception" if report["features"].startswith("Inception") else "offline"
     keys = ("fid", "kid", "is", "swd", "ms_ssim", "class_accuracy")
     return {f"eval_{tag}/{k}": report[k] for k in keys if k in report}

@@ -87,6 +87,10 @@ def parse_opt(argv=None):
     set_help(p, "data", "colorize | edges2photo (embedded, offline: pairs made from the bundled photos) | a folder "
                         "of aligned A|B images (with train/, val/, test/ as the official datasets) | a folder "
                         "with A/ and B/ holding pairs under the same file names (default: colorize)")
+    set_help(p, "eval_every", "every N steps, L1 / PSNR / SSIM of G's outputs against the targets of the held-out "
+                              "pairs (or the test/val split), as evaluate.py measures them, to TensorBoard and "
+                              "<out>/metrics.jsonl (default 0: off)")
+    set_help(p, "eval_n", "pairs per evaluation (default 16)")
     p.set_defaults(log_every=100)
     opt = p.parse_args(argv)
     if not 0 <= opt.decay_epochs <= opt.epochs:
@@ -200,7 +204,12 @@ def main(opt) -> Path:
         out = run_generator(G, sample_x, session.device, seed=opt.seed)
         return i2i.input_output_target_rows(sample_x, out, sample_y)
 
-    loop = TrainLoop(opt, session, run, ckpt, total=total, start_step=start_step, sample=sample, grid_columns=3)
+    evaluate = None
+    if opt.eval_every > 0 and session.is_main:  # --eval-every: evaluate.py's measure, on pairs read once now
+        eval_x, eval_y, _ = evaluation_pairs(opt, opt.eval_n or 16)
+        evaluate = lambda: i2i.paired_report(run_generator(G, eval_x, session.device, seed=opt.seed), eval_y)  # noqa: E731
+    loop = TrainLoop(opt, session, run, ckpt, total=total, start_step=start_step, sample=sample, grid_columns=3,
+                     evaluate=evaluate)
     for step, epoch, (x, y) in loop.over(loader):
         for schedule in schedules.values():  # the learning rate changes once per epoch
             if schedule.epoch != epoch:
