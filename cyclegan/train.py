@@ -40,6 +40,17 @@ ARCH_OPTIONS = ("ngf", "ndf", "n_blocks", "channels")  # decide tensor shapes; g
 EMBEDDED_SIZE = 64  # --image-size for --data photos: a 2-core CPU trains it in minutes (README, Results)
 
 
+CYCLEGAN_MEANING = {
+    "--data": "photos (embedded unpaired photos with a hidden colour mapping, offline) | a folder with trainA/ "
+              "and trainB/ (optionally testA/, testB/), the official layout (default: photos)",
+    "--channels": "unused: both domains are RGB (grey and RGBA files are converted, with a note)",
+    "--eval-every": "every N steps, L1/PSNR/SSIM of G_AB(a) against T(a) on the held-out crops, beside the "
+                    "identity baseline and the cycle error (a folder: cycle errors only), to TensorBoard and "
+                    "<out>/metrics.jsonl, as evaluate.py computes them (default 0: off)",
+    "--eval-n": "unused (the embedded evaluation set is fixed; evaluate.py --n sets a folder's)",
+}
+
+
 def non_negative_float(text: str) -> float:
     value = float(text)
     if not value >= 0.0:
@@ -80,6 +91,8 @@ def parse_opt(argv=None):
                    help="items per epoch of the embedded --data photos (default 200; a folder's epoch is "
                         "max(|trainA|, |trainB|), as the official code)")
     add_common_args(p, model=MODEL_NAME, data="photos", log_every=50, sample_every=500, save_every=1000)
+    for flag, text in CYCLEGAN_MEANING.items():  # common flags whose meaning differs here
+        next(a for a in p._actions if flag in a.option_strings).help = text
     opt = p.parse_args(argv)
     resolve(opt, p)
     return opt
