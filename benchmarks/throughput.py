@@ -146,6 +146,30 @@ def build_cgan(cfg, channels_last, device):
     return step
 
 
+def build_pix2pix(cfg, channels_last, device):
+    """One D + G update of pix2pix/train.py (eq. 1 halved, then eq. 4 with lambda 100) at the
+    paper's 256x256, batch 1. cfg["adam"]: "fused" is train.py's optimizer (common.device.adam);
+    "default" is torch.optim.Adam's default implementation, the official code's."""
+    from common.device import adam
+    from pix2pix.model import build_discriminator, build_generator, init_weights
+    from pix2pix.train import train_step
+
+    options = {"netG": cfg.get("netG", "unet"), "netD": cfg.get("netD", "patch70"), "ngf": 64, "ndf": 64,
+               "image_size": cfg["size"]}
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    G = build_generator(options).apply(init_weights).to(device, memory_format=fmt)
+    D = build_discriminator(options).apply(init_weights).to(device, memory_format=fmt)
+    make = adam if cfg.get("adam", "fused") == "fused" else (lambda ps, lr, betas: torch.optim.Adam(ps, lr, betas))
+    opt_g, opt_d = (make(m.parameters(), lr=2e-4, betas=(0.5, 0.999)) for m in (G, D))
+    x, y = ((torch.rand(cfg["batch"], 3, cfg["size"], cfg["size"], device=device) * 2 - 1).contiguous(memory_format=fmt)
+            for _ in range(2))
+
+    def step(prec):
+        return train_step(G, D, opt_g, opt_d, x, y, prec, 100.0)
+
+    return step
+
+
 CONFIGS = {  # name: (builder, config, description)
     "dcgan": (build_dcgan, {"size": 64, "ngf": 128, "batch": 128}, "64x64x3, ngf=ndf=128 (paper), batch 128"),
     "dcgan-demo": (build_dcgan, {"size": 32, "ngf": 32, "batch": 128}, "32x32x3, ngf=ndf=32 (demo), batch 128"),
@@ -165,6 +189,11 @@ CONFIGS = {  # name: (builder, config, description)
                   "conv (seed): 32x32x1, ngf=ndf=16, batch 64, n_critic 5"),
     "cgan-mlp": (build_cgan, {"arch": "mlp", "size": 28, "batch": 100},
                  "mlp (Sec. 4.1): 28x28x1, maxout D, dropout 0.5, batch 100, k = 1"),
+    "pix2pix": (build_pix2pix, {"size": 256, "batch": 1}, "256x256, U-Net G + 70x70 PatchGAN (paper), batch 1"),
+    "pix2pix-plain-adam": (build_pix2pix, {"size": 256, "batch": 1, "adam": "default"},
+                           "the same with torch.optim.Adam's default (multi-tensor) update, as the official code"),
+    "pix2pix-pixel": (build_pix2pix, {"size": 256, "batch": 1, "netD": "pixel"}, "256x256, U-Net + 1x1 PixelGAN"),
+    "pix2pix-image": (build_pix2pix, {"size": 256, "batch": 1, "netD": "image"}, "256x256, U-Net + 286x286 ImageGAN"),
 }
 
 

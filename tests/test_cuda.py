@@ -54,3 +54,24 @@ def test_resume_is_exact_on_the_gpu_with_deterministic(folder, tmp_path):
     for net in a:
         for key in a[net]:
             assert torch.equal(a[net][key], b[net][key]), f"{net}.{key} differs after resume"
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_pix2pix_steps_on_the_gpu(precision):
+    """pix2pix's step (eq. 1 halved, eq. 4) with the fused Adam, channels_last, fp16 + GradScaler or bf16."""
+    from common.device import Precision, adam
+    from pix2pix.model import build_discriminator, build_generator, init_weights
+    from pix2pix.train import train_step
+
+    device = torch.device("cuda")
+    options = {"netG": "unet", "netD": "patch70", "ngf": 16, "ndf": 16, "image_size": 64}
+    G = build_generator(options).apply(init_weights).to(device, memory_format=torch.channels_last)
+    D = build_discriminator(options).apply(init_weights).to(device, memory_format=torch.channels_last)
+    opt_g, opt_d = adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999)), adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    prec = Precision(precision, device)
+    x, y = (torch.rand(2, 3, 64, 64, device=device).contiguous(memory_format=torch.channels_last) for _ in range(2))
+    before = G.encoder[0][0].weight.detach().clone()
+    for _ in range(5):
+        losses = train_step(G, D, opt_g, opt_d, x, y, prec)
+    assert all(torch.isfinite(v) for v in losses.values())
+    assert not torch.equal(before, G.encoder[0][0].weight)
