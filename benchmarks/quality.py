@@ -62,6 +62,9 @@ ENTRIES = {
                     note="paper settings: U-Net G, 70x70 PatchGAN, lambda 100, batch 1, jitter 286->256"),
     "pix2pix-edges": dict(folder="pix2pix", data="edges2photo", size=256, paired=True, args=[],
                           note="paper settings, edges -> photo (Canny edges of the photo)"),
+    "cyclegan": dict(folder="cyclegan", data="photos", size=64, paired=True, args=[], eval_seed=False,
+                     note="paper settings at the embedded 64x64 (6 residual blocks), lambda 10, identity 0.5, "
+                          "pool 50, batch 1; target T(a), the hidden mapping"),
 }
 BEGIN, END = "<!-- quality.py: begin -->", "<!-- quality.py: end -->"
 
@@ -104,7 +107,7 @@ def train_and_evaluate(name: str, entry: dict, opt) -> list[dict]:
                    "--seed", str(opt.seed), "--max-minutes", str(opt.budget_minutes), "--out", str(out),
                    "--sample-every", "1000000", "--save-every", "1000000"])
     evaluate = [sys.executable, f"{entry['folder']}/evaluate.py", "--checkpoint", str(out / "checkpoints/last.pt"),
-                "--seed", str(opt.seed), "--jsonl", str(jsonl)]
+                "--jsonl", str(jsonl)] + (["--seed", str(opt.seed)] if entry.get("eval_seed", True) else [])
     eval_s = run(evaluate + (["--n", str(opt.n)] if opt.n and not entry.get("paired") else []))
     records = [json.loads(line) for line in jsonl.read_text().splitlines()]
     if not entry.get("paired"):
@@ -166,9 +169,16 @@ def paired_table(rows: list[dict], footnote: dict) -> str:
     for r in rows:
         where = f"[{footnote[r.get('hardware', UNRECORDED)]}], {r.get('precision', '?')}"
         lines.append(f"| {r['model']} | {r['data']} | {r['setting']} | {r['budget']} | {r['steps']} | {r['what']} | "
-                     f"{fmt(r.get('l1'), 4)} | {fmt(r['psnr'], 2)} | {fmt(r.get('ssim'), 3)} | {r.get('pairs', '-')} "
+                     f"{fmt(r.get('l1'), 4)} | {fmt(r['psnr'], 2)} | {fmt(r.get('ssim'), 3)} | {pairs(r)} "
                      f"| {r['train_s']:.0f} | {r.get('date', '-')} {where} |")
     return "\n".join(lines)
+
+
+def pairs(row: dict) -> str:
+    """What a paired row was measured on (pix2pix's 'pairs', cyclegan's n and source)."""
+    if "pairs" in row:
+        return row["pairs"]
+    return f"{row['n']} {row['source']}" if "source" in row else "-"
 
 
 def is_paired(row: dict) -> bool:

@@ -27,6 +27,7 @@ from common.device import Precision, cpu_has_fast_bf16
 MODES = {  # name: (precision, channels_last)
     "fp32": ("fp32", False),
     "fp32-cl": ("fp32", True),
+    "bf16": ("bf16", False),
     "bf16-cl": ("bf16", True),
     "fp16-cl": ("fp16", True),  # CUDA only
 }
@@ -170,6 +171,33 @@ def build_pix2pix(cfg, channels_last, device):
     return step
 
 
+def build_cyclegan(cfg, channels_last, device):
+    """One iteration of cyclegan/train.py at 256x256, batch 1: the generator step (G_AB and G_BA
+    on eq. 3 with the identity loss) and the discriminator step on pooled fakes. cfg["adam"]:
+    "default" is torch.optim.Adam's (cyclegan/train.py's and the official code's), "fused" is
+    common.device.adam (pix2pix's choice; for CycleGAN's convolution-bound step it made no measurable difference)."""
+    from common.device import adam
+    from cyclegan.model import build_discriminator, build_generator, default_blocks, init_weights
+    from cyclegan.train import train_step
+    from cyclegan.utils import ImagePool
+
+    options = {"ngf": 64, "ndf": 64, "n_blocks": default_blocks(cfg["size"]), "channels": 3}
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    G_AB, G_BA = (build_generator(options).apply(init_weights).to(device, memory_format=fmt) for _ in range(2))
+    D_A, D_B = (build_discriminator(options).apply(init_weights).to(device, memory_format=fmt) for _ in range(2))
+    make = adam if cfg.get("adam", "default") == "fused" else (lambda ps, lr, betas: torch.optim.Adam(ps, lr, betas))
+    opt_g = make([*G_AB.parameters(), *G_BA.parameters()], lr=2e-4, betas=(0.5, 0.999))
+    opt_d = make([*D_A.parameters(), *D_B.parameters()], lr=2e-4, betas=(0.5, 0.999))
+    pool_a, pool_b = ImagePool(50), ImagePool(50)
+    a, b = ((torch.rand(cfg["batch"], 3, cfg["size"], cfg["size"], device=device) * 2 - 1).contiguous(memory_format=fmt)
+            for _ in range(2))
+
+    def step(prec):
+        return train_step(G_AB, G_BA, D_A, D_B, opt_g, opt_d, a, b, prec, pool_a, pool_b)
+
+    return step
+
+
 CONFIGS = {  # name: (builder, config, description)
     "dcgan": (build_dcgan, {"size": 64, "ngf": 128, "batch": 128}, "64x64x3, ngf=ndf=128 (paper), batch 128"),
     "dcgan-demo": (build_dcgan, {"size": 32, "ngf": 32, "batch": 128}, "32x32x3, ngf=ndf=32 (demo), batch 128"),
@@ -194,6 +222,10 @@ CONFIGS = {  # name: (builder, config, description)
                            "the same with torch.optim.Adam's default (multi-tensor) update, as the official code"),
     "pix2pix-pixel": (build_pix2pix, {"size": 256, "batch": 1, "netD": "pixel"}, "256x256, U-Net + 1x1 PixelGAN"),
     "pix2pix-image": (build_pix2pix, {"size": 256, "batch": 1, "netD": "image"}, "256x256, U-Net + 286x286 ImageGAN"),
+    "cyclegan": (build_cyclegan, {"size": 256, "batch": 1},
+                 "256x256, two 9-block ResNet G + two 70x70 PatchGAN (paper), identity loss, batch 1"),
+    "cyclegan-fused-adam": (build_cyclegan, {"size": 256, "batch": 1, "adam": "fused"},
+                            "the same with common.device.adam's fused update (pix2pix's choice)"),
 }
 
 

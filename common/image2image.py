@@ -92,7 +92,7 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
 def read_rgb(path: str | Path) -> np.ndarray:
     """An image file as uint8 HxWx3 (grey repeated, alpha dropped, 16-bit scaled:
     common.data.convert_image); an unreadable file is a DataError naming it."""
-    return np.asarray(load_image(path, 3))
+    return np.array(load_image(path, 3))  # a writable copy: torch.from_numpy warns on PIL's read-only buffer
 
 
 def conversion_note(files: list[Path], what: str) -> str | None:
