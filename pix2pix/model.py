@@ -69,7 +69,7 @@ class UNetGenerator(nn.Module):
     """The generator of Sec. 3.2.1 / Fig. 3: an encoder-decoder whose decoder layer i also
     receives encoder layer n - i (the skip connections concatenate channels), so low-level
     information such as edge positions can bypass the bottleneck. `skips=False` is the
-    paper's "encoder-decoder" ablation (Table 1 / Fig. 4): the same layers without skips.
+    paper's "encoder-decoder" ablation (Sec. 4.3, Table 2, Fig. 5): the same layers without skips.
 
     Dropout 0.5 in the first three decoder layers is G's only noise (Sec. 3.1); it stays on
     at test time in the paper (generate.py's default)."""

@@ -55,7 +55,7 @@ def parse_opt(argv=None):
     p = argparse.ArgumentParser(description="pix2pix (Isola et al. 2017). Defaults are the paper's (Sec. 3, 6).")
     g = p.add_argument_group("pix2pix hyper-parameters (paper defaults)")
     g.add_argument("--netG", default="unet", choices=NET_G,
-                   help="unet (Sec. 3.2.1, default) or encoder-decoder (the same layers without skips: Table 1's ablation)")
+                   help="unet (Sec. 3.2.1, default) or encoder-decoder (the same layers without skips: the ablation of Sec. 4.3)")
     g.add_argument("--netD", default="patch70", choices=list(NET_D),
                    help="receptive field of D (Table 3): pixel 1x1, patch16 16x16, patch70 70x70 (default), "
                         "image 286x286")
