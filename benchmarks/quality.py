@@ -178,7 +178,7 @@ def pairs(row: dict) -> str:
     """What a paired row was measured on (pix2pix's 'pairs', cyclegan's n and source)."""
     if "pairs" in row:
         return row["pairs"]
-    return f"{row['n']} {row['source']}" if "source" in row else "-"
+    return row.get("source", "-")
 
 
 def is_paired(row: dict) -> bool:
