@@ -45,8 +45,7 @@ def jitter(load_size: int, crop_size: int, *, flip: bool = True, targets: tuple[
     horizontal mirror. Every name in `targets` is an extra image that gets exactly the same
     resize, crop and mirror as `image` (albumentations' additional_targets): the two halves
     of a pair stay aligned. load_size == crop_size gives no crop, only the mirror."""
-    import albumentations as A
-
+    A = albumentations()
     if crop_size > load_size:
         raise UserError(f"the crop ({crop_size}) cannot be larger than the loaded image ({load_size})")
     steps = [A.Resize(load_size, load_size, interpolation=_bicubic())]
@@ -59,10 +58,20 @@ def jitter(load_size: int, crop_size: int, *, flip: bool = True, targets: tuple[
 
 def resize_only(size: int, *, targets: tuple[str, ...] = ()):
     """The evaluation-time transform: resize to size x size, nothing random."""
-    import albumentations as A
-
+    A = albumentations()
     return A.Compose([A.Resize(size, size, interpolation=_bicubic())],
                      additional_targets={t: "image" for t in targets})
+
+
+def albumentations():
+    """The albumentations module, imported without its start-up check for a newer release
+    (a network request: this project never reaches the network behind the user's back)."""
+    import os
+
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    import albumentations as A
+
+    return A
 
 
 def _bicubic() -> int:
