@@ -156,10 +156,41 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
 
 
 @torch.no_grad()
-def translate(G: torch.nn.Module, image: torch.Tensor, multiple: int, device) -> torch.Tensor:
-    """G on one CxHxW image of any size: padded to `multiple`, run, cropped back (fp32, CPU out)."""
+def translate(G: torch.nn.Module, image: torch.Tensor, multiple: int, device, scale: int = 1) -> torch.Tensor:
+    """G on one CxHxW image of any size: padded to `multiple`, run, cropped back (fp32, CPU out).
+    `scale`: G's output is that many times larger (super-resolution)."""
     x, (h, w) = pad_to_multiple(image.unsqueeze(0).to(device), multiple)
-    return G(x)[..., :h, :w].float().cpu()[0]
+    return G(x)[..., :h * scale, :w * scale].float().cpu()[0]
+
+
+@torch.no_grad()
+def translate_tiled(G: torch.nn.Module, image: torch.Tensor, multiple: int, device, *, tile: int, overlap: int,
+                    scale: int = 1) -> torch.Tensor:
+    """translate(), tile by tile, so memory stays bounded for any image size.
+
+    The image is cut into cores of (tile - 2 * overlap) pixels; each core is run with `overlap`
+    pixels of real image context on every side (less at the image's own borders) and only the
+    core of the output is kept. For a network whose receptive field reaches at most `overlap`
+    pixels from an output pixel and that has no image-wide operation (no normalisation over the
+    image), the result equals the untiled one: there are no seams to hide, so no blending."""
+    core = tile - 2 * overlap
+    if core <= 0:
+        raise UserError(f"--tile {tile} must be larger than twice the overlap ({overlap})")
+    channels, h, w = image.shape
+    if h <= tile and w <= tile:
+        return translate(G, image, multiple, device, scale)
+    out = None
+    for top in range(0, h, core):
+        for left in range(0, w, core):
+            t0, l0 = max(top - overlap, 0), max(left - overlap, 0)
+            t1, l1 = min(top + core + overlap, h), min(left + core + overlap, w)
+            y = translate(G, image[:, t0:t1, l0:l1], multiple, device, scale)
+            if out is None:
+                out = y.new_zeros(y.shape[0], h * scale, w * scale)
+            b, r = min(top + core, h), min(left + core, w)
+            out[:, top * scale:b * scale, left * scale:r * scale] = \
+                y[:, (top - t0) * scale:(b - t0) * scale, (left - l0) * scale:(r - l0) * scale]
+    return out
 
 
 def output_path(source: Path, inputs_root: Path | None, out: Path, suffix: str = ".png") -> Path:

@@ -141,6 +141,24 @@ def test_translate_crops_back_to_the_input_size():
     assert torch.allclose(i2i.translate(Shift(), image, 8, "cpu"), image + 1)
 
 
+def test_tiled_translation_equals_the_untiled_one():
+    """A small x2 super-resolution net (three 3x3 convolutions: it sees 3 pixels around each
+    input pixel, then a sub-pixel step): with an overlap of 4 the tiles leave no seam anywhere."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.Conv2d(8, 12, 3, padding=1), torch.nn.PixelShuffle(2))
+    image = torch.rand(3, 37, 53)
+    whole = i2i.translate(net, image, 1, "cpu", scale=2)
+    tiled = i2i.translate_tiled(net, image, 1, "cpu", tile=16, overlap=4, scale=2)
+    assert tiled.shape == whole.shape == (3, 74, 106)
+    assert torch.allclose(tiled, whole, atol=1e-5)
+    too_little = i2i.translate_tiled(net, image, 1, "cpu", tile=16, overlap=1, scale=2)
+    assert not torch.allclose(too_little, whole, atol=1e-3)  # the check can fail: a 1-pixel overlap shows seams
+    with pytest.raises(Exception, match="larger than twice"):
+        i2i.translate_tiled(net, image, 1, "cpu", tile=8, overlap=4)
+
+
 def test_input_files_and_output_paths(tmp_path):
     Image.new("RGB", (4, 4)).save(tmp_path / "a.png")
     (tmp_path / "sub").mkdir()
