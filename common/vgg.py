@@ -1,0 +1,123 @@
+"""ImageNet VGG19 features for perceptual losses (SRGAN, ESRGAN, pix2pixHD), with honest weights.
+
+The weights are torchvision's VGG19 (IMAGENET1K_V1), taken from a file given with
+--vgg-weights, else from torchvision's cache (torch hub's checkpoints folder). Neither is ever
+downloaded in the middle of a run, and a user's run never falls back to random features: when
+no file is found, `vgg19_features` stops with one line that says where to put it. Tests pass
+`random_init=True` explicitly.
+
+Only the convolutional part is built (the `features` of torchvision's vgg19, whose layer
+indices are kept, so a torchvision state dict loads as it is), cut after the layer a paper
+names: e.g. conv5_4 after its ReLU for SRGAN's VGG54 (index 35), before it for ESRGAN (34).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from common.errors import UserError
+
+# torchvision's VGG19 configuration "E": channels per 3x3 convolution, "M" = 2x2 max-pool
+VGG19_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
+                512, 512, 512, 512, "M")
+WEIGHTS_FILE = "vgg19-dcbb9e9d.pth"
+WEIGHTS_URL = f"https://download.pytorch.org/models/{WEIGHTS_FILE}"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def layer_names() -> list[str]:
+    """The name of each module of `features` in order: conv1_1, relu1_1, ..., pool5."""
+    names, block, conv = [], 1, 0
+    for item in VGG19_LAYOUT:
+        if item == "M":
+            names.append(f"pool{block}")
+            block, conv = block + 1, 0
+        else:
+            conv += 1
+            names += [f"conv{block}_{conv}", f"relu{block}_{conv}"]
+    return names
+
+
+def build_features(until: str) -> nn.Sequential:
+    """torchvision's vgg19 `features`, cut after the module called `until` (layer_names)."""
+    names = layer_names()
+    if until not in names:
+        raise ValueError(f"no VGG19 layer {until!r}; one of {', '.join(names)}")
+    layers: list[nn.Module] = []
+    channels = 3
+    for item in VGG19_LAYOUT:
+        if item == "M":
+            layers.append(nn.MaxPool2d(2, 2))
+        else:
+            layers += [nn.Conv2d(channels, item, 3, padding=1), nn.ReLU(inplace=False)]
+            channels = item
+    return nn.Sequential(*layers[:names.index(until) + 1])
+
+
+def cached_weights_path() -> Path:
+    """Where torchvision keeps the VGG19 weights once downloaded."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / WEIGHTS_FILE
+
+
+def missing_weights_message(flag: str = "--vgg-weights") -> str:
+    return (f"the perceptual loss needs ImageNet VGG19 weights: download {WEIGHTS_URL} into "
+            f"{cached_weights_path().parent}/ (or anywhere, and pass {flag} PATH); the PSNR-oriented stage "
+            f"needs no VGG")
+
+
+def load_weights(features: nn.Sequential, path: str | Path) -> None:
+    """Fill `features` from a torchvision VGG19 state dict (its `features.*` keys); a missing,
+    unreadable or different file is a one-line UserError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"VGG19 weights {path}: no such file; {missing_weights_message()}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - corrupt, truncated, pickled objects: all the same to the user
+        raise UserError(f"VGG19 weights {path} cannot be read ({exc.__class__.__name__}); "
+                        f"expected torchvision's {WEIGHTS_FILE}") from exc
+    wanted = features.state_dict()
+    found = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")} \
+        if isinstance(state, dict) else {}
+    bad = [k for k, v in wanted.items() if k not in found or found[k].shape != v.shape]
+    if bad:
+        raise UserError(f"VGG19 weights {path} do not fit torchvision's VGG19 features (e.g. {bad[0]}); "
+                        f"expected {WEIGHTS_FILE}")
+    features.load_state_dict({k: found[k] for k in wanted})
+
+
+class VGGFeatures(nn.Module):
+    """Frozen VGG19 features of images in [-1, 1] (or [0, 1] with `input_range=(0, 1)`),
+    normalised with ImageNet's mean and std as torchvision's VGG expects."""
+
+    def __init__(self, features: nn.Sequential, input_range: tuple[float, float] = (-1.0, 1.0)):
+        super().__init__()
+        self.features = features.eval().requires_grad_(False)
+        lo, hi = input_range
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        self.lo, self.span = lo, hi - lo
+
+    def train(self, mode: bool = True):  # always eval: a loss network has no training mode
+        return super().train(False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = (images - self.lo) / self.span  # -> [0, 1]
+        return self.features((x - self.mean) / self.std)
+
+
+def vgg19_features(until: str, weights: str | Path | None = None, *, random_init: bool = False,
+                   input_range: tuple[float, float] = (-1.0, 1.0)) -> VGGFeatures:
+    """VGG19 features up to `until` with ImageNet weights from `weights`, else from torchvision's
+    cache; neither: a UserError saying where to put the file. `random_init=True` (tests only)
+    skips the weights on purpose."""
+    features = build_features(until)
+    if not random_init:
+        path = Path(weights) if weights else cached_weights_path()
+        if not weights and not path.is_file():
+            raise UserError(missing_weights_message())
+        load_weights(features, path)
+    return VGGFeatures(features, input_range)
