@@ -1,0 +1,67 @@
+"""common.superres: antialiased bicubic LR, keyed HR crops with flips and rotations, held-out photos."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from common import superres as sr
+from common.errors import DataError
+
+
+def test_bicubic_downsample_is_antialiased_and_exact_in_size():
+    stripes = np.zeros((64, 64, 3), np.uint8)
+    stripes[:, ::2] = 255  # one-pixel stripes: a point-sampling resize would keep them black or white
+    lr = sr.bicubic_downsample(stripes, 4)
+    assert lr.shape == (16, 16, 3)
+    assert 100 < lr.mean() < 155 and lr.std() < 20  # filtered to grey, as MATLAB's imresize does
+    with pytest.raises(ValueError, match="exactly"):
+        sr.bicubic_downsample(np.zeros((30, 32, 3), np.uint8), 4)
+    assert sr.modcrop(np.zeros((30, 33, 3)), 4).shape == (28, 32, 3)
+
+
+def test_bicubic_upsample_keeps_a_constant_image():
+    lr = torch.full((1, 3, 5, 6), 0.3)
+    up = sr.bicubic_upsample(lr, 4)
+    assert up.shape == (1, 3, 20, 24) and torch.allclose(up, torch.full_like(up, 0.3), atol=1e-6)
+
+
+def test_hr_crops_pair_lr_with_hr_and_are_keyed():
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (50, 70, 3), dtype=np.uint8) for _ in range(3)]
+    ds = sr.HRCrops(images, hr_size=24, scale=4, length=5, seed=1)
+    lr, hr = ds[(2, 0)]
+    assert lr.shape == (3, 6, 6) and hr.shape == (3, 24, 24)
+    assert float(lr.min()) >= 0 and float(lr.max()) <= 1 and float(hr.min()) >= -1 and float(hr.max()) <= 1
+    hr_uint8 = ((hr + 1) * 127.5).round().permute(1, 2, 0).byte().numpy()
+    assert torch.allclose(lr, sr.to_unit_tensor(sr.bicubic_downsample(hr_uint8, 4)), atol=1 / 255 + 1e-6)
+    assert torch.equal(ds[(2, 0)][1], hr) and not torch.equal(ds[(2, 1)][1], hr)
+    with pytest.raises(DataError, match="multiple of the scale"):
+        sr.HRCrops(images, hr_size=30, scale=4)
+    with pytest.raises(DataError, match="smaller than the HR crop"):
+        sr.HRCrops(images, hr_size=64, scale=4)[(0, 0)]
+
+
+def test_flips_and_rotations_keep_the_content():
+    image = np.arange(16 * 16 * 3, dtype=np.uint8).reshape(16, 16, 3)
+    ds = sr.HRCrops([image], hr_size=16, scale=4, length=1)
+    seen = set()
+    for epoch in range(12):
+        _, hr = ds[(0, epoch)]
+        back = ((hr + 1) * 127.5).round().permute(1, 2, 0).byte().numpy()
+        assert sorted(back.ravel().tolist()) == sorted(image.ravel().tolist())  # a permutation of the pixels
+        seen.add(back.tobytes())
+    assert len(seen) > 2  # several of the 8 orientations over 12 epochs
+
+
+def test_folder_images_and_held_out_photos(tmp_path):
+    Image.new("RGB", (40, 40)).save(tmp_path / "a.png")
+    assert sr.folder_images(tmp_path) == [tmp_path / "a.png"]
+    with pytest.raises(DataError):
+        sr.folder_images(tmp_path / "missing")
+    pairs = sr.held_out_images(4, max_side=64)
+    assert len(pairs) == 2
+    for lr, hr in pairs:
+        assert hr.shape[1] == 4 * lr.shape[1] and hr.shape[2] == 4 * lr.shape[2] and hr.shape[1] <= 64
+    assert len(sr.training_photos()) == 8  # the ten bundled photos minus the two held out
