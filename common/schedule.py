@@ -41,3 +41,35 @@ class LinearDecay:
         self.epoch = int(state["epoch"])
         if self.epoch >= 0:
             self.set_epoch(self.epoch)
+
+
+class MultiStep:
+    """The learning rate multiplied by `gamma` at each milestone step (SRGAN's 1e-4 -> 1e-5 halfway
+    through its GAN stage; ESRGAN's halvings). A pure function of the step, like LinearDecay: the
+    checkpoint records the schedule and the last step it set; on resume the current options give
+    the rates."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, lr: float, milestones: list[int] | tuple[int, ...],
+                 gamma: float = 0.1):
+        self.optimizer, self.lr = optimizer, lr
+        self.milestones, self.gamma = sorted(int(m) for m in milestones), gamma
+        self.step = 0
+
+    def rate(self, step: int) -> float:
+        """The rate for (1-based) `step`: lr * gamma ** (milestones already passed)."""
+        return self.lr * self.gamma ** sum(step > m for m in self.milestones)
+
+    def set_step(self, step: int) -> float:
+        self.step = step
+        rate = self.rate(step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = rate
+        return rate
+
+    def state_dict(self) -> dict:
+        return {"lr": self.lr, "milestones": list(self.milestones), "gamma": self.gamma, "step": self.step}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step = int(state["step"])
+        if self.step > 0:
+            self.set_step(self.step)

@@ -207,3 +207,18 @@ def test_adam_is_adam_fused_or_not():
             o.step()
     assert torch.allclose(a.weight, b.weight, atol=1e-6)
     assert opt_a.param_groups[0]["betas"] == (0.5, 0.999)
+
+
+def test_multistep_schedule_by_hand():
+    from common.schedule import MultiStep
+
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=1.0)
+    s = MultiStep(opt, 1e-4, milestones=[100, 50], gamma=0.1)
+    assert [s.rate(k) for k in (1, 50, 51, 100, 101)] == pytest.approx([1e-4, 1e-4, 1e-5, 1e-5, 1e-6])
+    s.set_step(60)
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-5)
+    other = torch.optim.SGD([p], lr=1.0)
+    restored = MultiStep(other, 1e-4, milestones=[50, 100])
+    restored.load_state_dict(s.state_dict())
+    assert restored.step == 60 and other.param_groups[0]["lr"] == pytest.approx(1e-5)
