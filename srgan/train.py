@@ -1,0 +1,218 @@
+"""Train SRResNet and SRGAN (Ledig et al. 2017, arXiv:1609.04802), the paper's two stages.
+
+    cd srgan && python train.py --stage psnr                        # SRResNet, MSE (Sec. 3.2)
+    python train.py --stage gan --init runs/srgan-photos-psnr/checkpoints/last.pt   # SRGAN from it
+    python -m srgan.train --data /path/to/DIV2K_train_HR --stage psnr
+
+Stage psnr: G minimises the pixel MSE (SRResNet-MSE). Stage gan: G starts from the stage-psnr
+weights "to avoid undesired local optima" (Sec. 3.2) and minimises the perceptual loss of eq. 3,
+the VGG54 content loss (eq. 5) plus 1e-3 times the adversarial loss (eq. 6), while D minimises
+the GAN loss of eq. 2. Adam, beta1 0.9, lr 1e-4; in the gan stage 1e-5 for the second half;
+batch 16 of 96x96 HR crops; LR in [0, 1], HR in [-1, 1].
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd srgan && python train.py` works
+
+import argparse
+
+import torch
+import torch.nn.functional as F
+
+from common import device as cdev
+from common import distributed
+from common import image2image as i2i
+from common import run as crun
+from common import superres
+from common.checkpoint import Checkpointer, load_file
+from common.cli import add_common_args, positive_int
+from common.errors import CheckpointError, run_main
+from common.loop import TrainLoop, n_params, setup
+from common.schedule import MultiStep
+from common.vgg import vgg19_features
+from srgan.dataset import build_dataset
+from srgan.model import Discriminator, SRResNet
+
+MODEL_NAME = "srgan"
+ARCH_OPTIONS = ("features", "blocks", "scale")
+STAGE_ITERS = {"psnr": 1_000_000, "gan": 200_000}  # Sec. 3.2: 10^6 SRResNet updates; 10^5 + 10^5 SRGAN updates
+VGG_RESCALE = 1 / 12.75  # Sec. 3.2: "rescaled by 1/12.75 to obtain VGG losses of a scale comparable to the MSE loss"
+CONTENT_LAYERS = {"vgg54": "relu5_4", "vgg22": "relu2_2"}  # phi_i,j: after the j-th conv's activation, before pool i
+
+
+def parse_opt(argv=None):
+    p = argparse.ArgumentParser(description="SRResNet / SRGAN (Ledig et al. 2017). Defaults are the paper's (Sec. 3.2).")
+    g = p.add_argument_group("SRGAN hyper-parameters (paper defaults)")
+    g.add_argument("--stage", default="psnr", choices=["psnr", "gan"],
+                   help="psnr: SRResNet with the MSE loss (default); gan: SRGAN, G initialised with --init")
+    g.add_argument("--init", default=None, metavar="PATH",
+                   help="--stage gan: a stage-psnr checkpoint whose G starts the GAN stage (Sec. 3.2)")
+    g.add_argument("--iters", type=positive_int, default=None,
+                   help="updates (default: 10^6 for psnr, 2x10^5 for gan, Sec. 3.2)")
+    g.add_argument("--batch-size", type=positive_int, default=16, help="minibatch (default 16, Sec. 3.2)")
+    g.add_argument("--lr", type=float, default=1e-4,
+                   help="Adam learning rate (default 1e-4; the gan stage drops it to 1e-5 for its second half)")
+    g.add_argument("--beta1", type=float, default=0.9, help="Adam beta1 (default 0.9, Sec. 3.2)")
+    g.add_argument("--beta2", type=float, default=0.999, help="Adam beta2 (default 0.999)")
+    g.add_argument("--scale", type=int, default=4, choices=[2, 4, 8], help="upscaling factor (default 4)")
+    g.add_argument("--hr-size", type=positive_int, default=96, help="HR crop side (default 96, Sec. 3.2)")
+    g.add_argument("--blocks", type=positive_int, default=16, help="residual blocks B (default 16, Fig. 4)")
+    g.add_argument("--features", type=positive_int, default=64, help="feature maps (default 64, Fig. 4)")
+    g.add_argument("--content-loss", default="vgg54", choices=["vgg54", "vgg22", "mse"],
+                   help="gan stage's content loss (default vgg54, the paper's SRGAN; vgg22 and mse are its "
+                        "SRGAN-VGG22 and SRGAN-MSE variants, Table 1)")
+    g.add_argument("--adv-weight", type=float, default=1e-3, help="weight of the adversarial loss (default 1e-3, eq. 3)")
+    g.add_argument("--vgg-weights", default=None, metavar="PATH",
+                   help="torchvision's vgg19-dcbb9e9d.pth (default: torchvision's cache; the gan stage stops with "
+                        "a clear line if neither exists)")
+    g.add_argument("--epoch-length", type=positive_int, default=800,
+                   help="crops per epoch of the embedded photos (default 800)")
+    add_common_args(p, model=MODEL_NAME, data="photos")
+    opt = p.parse_args(argv)
+    if opt.iters is None:
+        opt.iters = STAGE_ITERS[opt.stage]
+    if opt.stage == "gan" and not opt.init and not opt.resume:
+        p.error("--stage gan starts from a trained SRResNet: give --init PATH (a --stage psnr checkpoint), "
+                "or --resume")
+    return opt
+
+
+# ----------------------------------------------------------------- the losses
+def mse_loss(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+    """l_MSE (eq. 4): the mean squared pixel difference."""
+    return F.mse_loss(sr.float(), hr.float())
+
+
+def vgg_content_loss(vgg, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+    """l_VGG/i.j (eq. 5): the mean squared difference of VGG19 feature maps phi_i,j of the
+    super-resolved and the HR image, the features rescaled by 1/12.75 (Sec. 3.2)."""
+    with torch.no_grad():
+        target = vgg(hr) * VGG_RESCALE
+    return F.mse_loss((vgg(sr) * VGG_RESCALE).float(), target.float())
+
+
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """D maximises log D(I_HR) + log(1 - D(G(I_LR))) (eq. 2), as BCE on logits."""
+    return (F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
+            + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+
+
+def adversarial_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """l_Gen (eq. 6): sum of -log D(G(I_LR)), here its mean: BCE(D(G(I_LR)), 1)."""
+    return F.binary_cross_entropy_with_logits(fake_logits, torch.ones_like(fake_logits))
+
+
+# --------------------------------------------------------------- one iteration
+def psnr_step(G, opt_g, lr: torch.Tensor, hr: torch.Tensor, prec: cdev.Precision) -> dict:
+    """SRResNet-MSE: one update of G on eq. 4."""
+    with prec.autocast():
+        loss = mse_loss(G(lr), hr)
+    prec.minimize(loss, opt_g)
+    return {"loss_mse": loss.detach()}
+
+
+def gan_step(G, D, opt_g, opt_d, lr: torch.Tensor, hr: torch.Tensor, prec: cdev.Precision, content,
+             adv_weight: float = 1e-3) -> dict:
+    """One D update (eq. 2), then one G update on the perceptual loss l_X + 1e-3 l_Gen (eq. 3).
+    `content(sr, hr)`: the content loss l_X (VGG54 by default)."""
+    # ---- discriminator step ----------------------------------------------------
+    with prec.autocast():
+        sr = G(lr)
+        real_logits, fake_logits = D(hr), D(sr.detach())
+        loss_d = discriminator_loss(real_logits, fake_logits)
+    prec.minimize(loss_d, opt_d, update_scale=False)
+    # ---- generator step: eq. 3 --------------------------------------------------
+    with distributed.frozen(D) as d, prec.autocast():
+        loss_content = content(sr, hr)
+        loss_adv = adversarial_loss(d(sr))
+        loss_g = loss_content + adv_weight * loss_adv
+    prec.minimize(loss_g, opt_g)
+    return {"loss_d": loss_d.detach(), "loss_content": loss_content.detach(), "loss_adv": loss_adv.detach(),
+            "D(HR)": torch.sigmoid(real_logits.detach().float()).mean(),
+            "D(G(LR))": torch.sigmoid(fake_logits.detach().float()).mean()}
+
+
+def content_loss(opt, device):
+    """l_X for the gan stage: MSE, or VGG19 features (which need the ImageNet weights: a clear
+    line before training if they are not there)."""
+    if opt.content_loss == "mse":
+        return mse_loss
+    vgg = vgg19_features(CONTENT_LAYERS[opt.content_loss], opt.vgg_weights).to(device)
+    return lambda sr, hr: vgg_content_loss(vgg, sr, hr)
+
+
+def load_init(G, path: str) -> None:
+    """The GAN stage's starting point: G's weights from a stage-psnr srgan checkpoint."""
+    payload = load_file(path)
+    if payload.get("model_name") != MODEL_NAME or payload.get("options", {}).get("stage") != "psnr":
+        raise CheckpointError(f"--init {path}: not a --stage psnr checkpoint of srgan")
+    from common.checkpoint import load_state_checked
+
+    load_state_checked(G, payload["models"]["G"], what="G", path=path)
+
+
+def main(opt) -> Path:
+    session = setup(opt, MODEL_NAME)
+    dataset = build_dataset(opt)
+    loader = session.loader(dataset, opt.batch_size)
+    options = crun.options_dict(opt)
+    G = SRResNet(3, opt.features, opt.blocks, opt.scale)
+    models, optimizers, schedules = {"G": G}, {}, {}
+    gan = opt.stage == "gan"
+    content = content_loss(opt, session.device) if gan else None  # before any training: a missing VGG stops here
+    if gan and opt.init and not opt.resume:
+        load_init(G, opt.init)
+    G = session.place(G)
+    optimizers["G"] = cdev.adam(G.parameters(), lr=opt.lr, betas=(opt.beta1, opt.beta2))
+    milestones = [opt.iters // 2] if gan else []  # Sec. 3.2: 10^5 updates at 1e-4, then 10^5 at 1e-5
+    schedules["lr_G"] = MultiStep(optimizers["G"], opt.lr, milestones)
+    if gan:
+        D = session.place(Discriminator(3, opt.features, opt.hr_size))
+        models["D"] = D
+        optimizers["D"] = cdev.adam(D.parameters(), lr=opt.lr, betas=(opt.beta1, opt.beta2))
+        schedules["lr_D"] = MultiStep(optimizers["D"], opt.lr, milestones)
+
+    run = crun.Run(opt.out, options, session.is_main)
+    ckpt = Checkpointer(run.checkpoints, model_name=MODEL_NAME, models=models, optimizers=optimizers,
+                        scaler=session.prec.scaler, options=options, arch_options=ARCH_OPTIONS,
+                        is_main=session.is_main, states=schedules)
+    start_step, _ = ckpt.resume(opt.resume)
+    G_train = session.for_training(G)
+    D_train = session.for_training(models["D"]) if gan else None
+
+    held_out = superres.held_out_images(opt.scale, max_side=opt.hr_size * 2)
+    sample_lr = torch.stack([lr[:, :opt.hr_size // opt.scale, :opt.hr_size // opt.scale] for lr, _ in held_out])
+    sample_hr = torch.stack([hr[:, :opt.hr_size, :opt.hr_size] for _, hr in held_out])
+    total = min(opt.iters, opt.max_steps) if opt.max_steps else opt.iters
+    if session.is_main:
+        d_text = f" / D {n_params(models['D'])}" if gan else ""
+        print(f"SRGAN stage {opt.stage} x{opt.scale}: G {n_params(G)}{d_text} parameters; {session.prec}, "
+              f"channels_last={session.channels_last}; {len(dataset)} crops/epoch of {opt.hr_size}x{opt.hr_size}, "
+              f"steps {start_step}->{total}")
+
+    def sample() -> torch.Tensor:  # rows bicubic | G | HR on held-out crops, G in eval mode
+        was = G.training
+        G.eval()
+        with torch.no_grad():
+            out = G(sample_lr.to(session.device)).float().cpu().clamp(-1, 1)
+        G.train(was)
+        bicubic = superres.bicubic_upsample(sample_lr, opt.scale) * 2 - 1
+        return i2i.input_output_target_rows(bicubic.clamp(-1, 1), out, sample_hr)
+
+    loop = TrainLoop(opt, session, run, ckpt, total=total, start_step=start_step, sample=sample, grid_columns=3)
+    for step, epoch, (lr, hr) in loop.over(loader):
+        for schedule in schedules.values():
+            schedule.set_step(step)
+        lr, hr = session.to_input(lr), session.to_input(hr)
+        if gan:
+            losses = gan_step(G_train, D_train, optimizers["G"], optimizers["D"], lr, hr, session.prec, content,
+                              opt.adv_weight)
+        else:
+            losses = psnr_step(G_train, optimizers["G"], lr, hr, session.prec)
+        loop.after_step(step, epoch, losses, log={"lr": optimizers["G"].param_groups[0]["lr"]})
+    return loop.finish()
+
+
+if __name__ == "__main__":
+    run_main(lambda: main(parse_opt()))
