@@ -89,7 +89,7 @@ def augment(transform, seed: int, image: np.ndarray, **targets: np.ndarray) -> d
 # ------------------------------------------------------------------ images
 def to_tensor(image: np.ndarray) -> torch.Tensor:
     """uint8 HxWxC -> float CxHxW in [-1, 1]."""
-    return to_tanh_range(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0)
+    return to_tanh_range(torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255.0)  # a writable copy
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:

@@ -50,7 +50,7 @@ def modcrop(image: np.ndarray, scale: int) -> np.ndarray:
 
 def to_unit_tensor(image: np.ndarray) -> torch.Tensor:
     """uint8 HxWxC -> float CxHxW in [0, 1] (the LR input's range)."""
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255.0
+    return torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255.0  # a writable copy
 
 
 class HRCrops(Dataset):

@@ -113,3 +113,44 @@ def test_init_from_a_gan_stage_or_another_model_is_refused(random_vgg, tmp_path)
     proc = run_script("srgan", "train", *TINY, "--stage", "gan", "--init", tmp_path / "d/checkpoints/last.pt",
                       "--vgg-weights", random_vgg, "--hr-size", "32", "--out", tmp_path / "o")
     assert_one_line_error(proc, "not a --stage psnr checkpoint of srgan")
+
+
+def test_evaluate_reports_y_psnr_beside_bicubic(psnr_run):
+    from common import metrics, superres
+
+    proc = run_script("srgan", "evaluate", "--checkpoint", psnr_run / "checkpoints/last.pt", "--device", "cpu",
+                      "--crops", psnr_run / "crops.png")
+    assert proc.returncode == 0, proc.stderr
+    assert "SRGAN G (psnr stage): PSNR(Y)" in proc.stdout and "bicubic: PSNR(Y)" in proc.stdout
+    import json
+
+    g, bicubic = [json.loads(line) for line in (psnr_run / "metrics.jsonl").read_text().splitlines()[-2:]]
+    expected = []
+    for lr, hr in superres.held_out_images(4):  # the same figure computed directly
+        up = (superres.bicubic_upsample(lr.unsqueeze(0), 4) * 2 - 1).clamp(-1, 1)
+        expected.append(metrics.psnr(up, hr.unsqueeze(0), y_channel=True, crop_border=4))
+    assert bicubic["psnr_y"] == pytest.approx(sum(expected) / len(expected), abs=1e-4)
+    assert g["stage"] == "psnr" and g["psnr_y"] < bicubic["psnr_y"]  # three steps of training are not bicubic yet
+    assert (psnr_run / "crops.png").is_file()
+
+
+def test_generate_upscales_files_and_folders_and_tiles_without_seams(psnr_run, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "in").mkdir()
+    Image.fromarray(rng.integers(0, 256, (37, 45, 3), dtype=np.uint8)).save(tmp_path / "in/odd.png")
+    Image.fromarray(rng.integers(0, 256, (9, 7), dtype=np.uint8)).save(tmp_path / "in/grey.png")
+    ckpt = psnr_run / "checkpoints/last.pt"
+    proc = run_script("srgan", "generate", "--checkpoint", ckpt, "--input", tmp_path / "in", "--out", tmp_path / "whole",
+                      "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    assert "1 of 2 images" in proc.stdout
+    assert Image.open(tmp_path / "whole/odd.png").size == (180, 148) and Image.open(tmp_path / "whole/grey.png").size == (28, 36)
+    # tiny G (B = 2) reaches about 12 LR pixels: 30-pixel tiles with 13 of overlap must give the same image
+    proc = run_script("srgan", "generate", "--checkpoint", ckpt, "--input", tmp_path / "in/odd.png", "--out",
+                      tmp_path / "tiled.png", "--tile", "30", "--tile-overlap", "13", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    whole, tiled = (np.asarray(Image.open(p)).astype(int) for p in (tmp_path / "whole/odd.png", tmp_path / "tiled.png"))
+    assert np.abs(whole - tiled).max() <= 1  # 8-bit rounding at most

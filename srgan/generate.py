@@ -1,0 +1,60 @@
+"""Upscale images with a trained SRResNet / SRGAN generator.
+
+    python generate.py --checkpoint runs/srgan-photos/checkpoints/last.pt --input photo.png --out photo_x4.png
+    python generate.py --checkpoint ... --input photos/ --out upscaled/        # a folder, any sizes
+
+G runs in eval mode. An input larger than --tile pixels (LR) on a side is upscaled tile by
+tile, each tile with --tile-overlap pixels of real context on every side of the part that is
+kept (common.image2image.translate_tiled): memory stays bounded and, with an overlap at least
+G's reach (about 40 LR pixels for B = 16 blocks), the result is the untiled one, without seams.
+Grey, RGBA and 16-bit files are converted to RGB first (and said so).
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd srgan && python generate.py` works
+
+import argparse
+
+from common import image2image as i2i
+from common import inference, superres
+from common.cli import positive_int
+from common.device import pick_device
+from srgan.evaluate import MODEL_NAME, build_generator
+
+
+def parse_opt(argv=None):
+    p = argparse.ArgumentParser(description="Upscale images with a trained SRResNet / SRGAN.")
+    p.add_argument("--checkpoint", required=True, help="a checkpoint written by srgan/train.py (either stage)")
+    p.add_argument("--input", required=True, metavar="FILE|DIR", help="an image or a folder of images (LR)")
+    p.add_argument("--out", default=None,
+                   help="output file (one input) or folder (default: <name>_x<scale>.png beside one file, "
+                        "upscaled/ for a folder)")
+    p.add_argument("--tile", type=positive_int, default=192, help="largest LR tile side (default 192)")
+    p.add_argument("--tile-overlap", type=int, default=48,
+                   help="LR pixels of context around each tile's kept part (default 48, more than G's reach)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default auto)")
+    return p.parse_args(argv)
+
+
+def main(opt) -> Path:
+    device = pick_device(opt.device)
+    G, options = inference.load_generator(opt.checkpoint, MODEL_NAME, build_generator, device)
+    scale = options["scale"]
+    files = i2i.input_files(opt.input)
+    single = Path(opt.input).is_file()
+    out = Path(opt.out) if opt.out else (files[0].with_name(f"{files[0].stem}_x{scale}.png") if single
+                                         else Path("upscaled"))
+    note = i2i.conversion_note(files, opt.input)
+    if note:
+        print(note)
+    for f in files:
+        lr = superres.to_unit_tensor(i2i.read_rgb(f))
+        sr = i2i.translate_tiled(G, lr, 1, device, tile=opt.tile, overlap=opt.tile_overlap, scale=scale)
+        i2i.save_image(sr.clamp(-1, 1), i2i.output_path(f, None if single else Path(opt.input), out))
+    print(f"wrote {len(files)} image(s) x{scale} to {out}")
+    return out
+
+
+if __name__ == "__main__":
+    inference.run_script(parse_opt, main)
