@@ -23,13 +23,9 @@ from common import inference, metrics, superres
 from common.checkpoint import load_for_inference
 from common.device import pick_device
 from common.run import save_grid
-from srgan.model import SRResNet
+from srgan.model import build_generator
 
 MODEL_NAME = "srgan"
-
-
-def build_generator(options: dict) -> SRResNet:
-    return SRResNet(3, options["features"], options["blocks"], options["scale"])
 
 
 def parse_opt(argv=None):

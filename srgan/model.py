@@ -92,3 +92,8 @@ class Discriminator(nn.Module):
 
     def forward(self, hr: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(hr))
+
+
+def build_generator(options: dict) -> SRResNet:
+    """G from a run's stored options (generate.py and evaluate.py rebuild it from the checkpoint)."""
+    return SRResNet(3, options["features"], options["blocks"], options["scale"])

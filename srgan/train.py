@@ -25,14 +25,15 @@ from common import distributed
 from common import image2image as i2i
 from common import run as crun
 from common import superres
-from common.checkpoint import Checkpointer, load_file
+from common.checkpoint import Checkpointer
 from common.cli import add_common_args, positive_int
-from common.errors import CheckpointError, run_main
+from common.errors import run_main
 from common.loop import TrainLoop, n_params, setup
 from common.schedule import MultiStep
 from common.vgg import vgg19_features
 from srgan.dataset import build_dataset
 from srgan.model import Discriminator, SRResNet
+from srgan.utils import load_init
 
 MODEL_NAME = "srgan"
 ARCH_OPTIONS = ("features", "blocks", "scale")
@@ -142,16 +143,6 @@ def content_loss(opt, device):
     return lambda sr, hr: vgg_content_loss(vgg, sr, hr)
 
 
-def load_init(G, path: str) -> None:
-    """The GAN stage's starting point: G's weights from a stage-psnr srgan checkpoint."""
-    payload = load_file(path)
-    if payload.get("model_name") != MODEL_NAME or payload.get("options", {}).get("stage") != "psnr":
-        raise CheckpointError(f"--init {path}: not a --stage psnr checkpoint of srgan")
-    from common.checkpoint import load_state_checked
-
-    load_state_checked(G, payload["models"]["G"], what="G", path=path)
-
-
 def main(opt) -> Path:
     session = setup(opt, MODEL_NAME)
     dataset = build_dataset(opt)
@@ -162,7 +153,7 @@ def main(opt) -> Path:
     gan = opt.stage == "gan"
     content = content_loss(opt, session.device) if gan else None  # before any training: a missing VGG stops here
     if gan and opt.init and not opt.resume:
-        load_init(G, opt.init)
+        load_init(G, opt.init, MODEL_NAME)
     G = session.place(G)
     optimizers["G"] = cdev.adam(G.parameters(), lr=opt.lr, betas=(opt.beta1, opt.beta2))
     milestones = [opt.iters // 2] if gan else []  # Sec. 3.2: 10^5 updates at 1e-4, then 10^5 at 1e-5
