@@ -23,6 +23,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    """A weight or rate where 0 switches the term off."""
+    value = float(text)
+    if not value >= 0.0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (0 = off), got {text}")
+    return value
+
+
 def resolve_arch_defaults(opt: argparse.Namespace, defaults: dict[str, dict]) -> argparse.Namespace:
     """For a folder with several `--arch`es whose defaults differ: fill each flag left unset
     (None) with `defaults[opt.arch]`'s value, so options.json holds the resolved numbers."""

@@ -27,7 +27,7 @@ from common import distributed
 from common import metrics as cmetrics
 from common import run as crun
 from common.checkpoint import Checkpointer
-from common.cli import add_common_args, positive_int
+from common.cli import add_common_args, non_negative_float, positive_int
 from common.errors import run_main
 from common.loop import TrainLoop, n_params, setup
 from common.schedule import LinearDecay
@@ -49,13 +49,6 @@ CYCLEGAN_MEANING = {
                     "<out>/metrics.jsonl, as evaluate.py computes them (default 0: off)",
     "--eval-n": "unused (the embedded evaluation set is fixed; evaluate.py --n sets a folder's)",
 }
-
-
-def non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0.0:
-        raise argparse.ArgumentTypeError(f"must be >= 0 (0 = off), got {text}")
-    return value
 
 
 def parse_opt(argv=None):

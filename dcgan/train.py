@@ -29,7 +29,7 @@ from common import distributed
 from common import metrics as cmetrics
 from common import run as crun
 from common.checkpoint import Checkpointer
-from common.cli import add_common_args, positive_int
+from common.cli import add_common_args, non_negative_float, positive_int
 from common.ema import EMA
 from common.errors import run_main
 from common.loop import TrainLoop, evaluation, n_params, setup
@@ -48,13 +48,6 @@ def label_smoothing_alpha(text: str) -> float:
     value = float(text)
     if not 0.0 < value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be in (0, 1] (1 = off, 0.9 = the paper's example), got {text}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0.0:
-        raise argparse.ArgumentTypeError(f"must be >= 0 (0 = off), got {text}")
     return value
 
 
