@@ -56,3 +56,30 @@ def test_setup_without_torchrun(single_process):
 def test_dist_info_properties():
     info = DistInfo(rank=1, world_size=2, local_rank=1, device=torch.device("cpu"))
     assert not info.is_main and info.enabled
+
+
+def test_cleanup_closes_the_group_and_ends_the_process_before_teardown(tmp_path):
+    """After cleanup() a torchrun rank ends at the start of Python's exit, with what it printed
+    flushed and status 0: a handler registered earlier (run later, atexit is last-in first-out)
+    never runs, so neither does the teardown that once aborted a finished rank."""
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    marker = tmp_path / "teardown_ran"
+    script = f"""
+import atexit, os, pathlib
+import torch.distributed as dist
+from common.distributed import cleanup
+os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT="0")
+atexit.register(lambda: pathlib.Path({str(marker)!r}).write_text("ran"))
+dist.init_process_group("gloo", rank=0, world_size=1, init_method="tcp://127.0.0.1:0")
+cleanup()
+assert not dist.is_initialized()
+print("finished", end="")  # no newline: only an explicit flush gets it out before os._exit
+"""
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "finished"
+    assert not marker.exists()
