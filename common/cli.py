@@ -23,6 +23,17 @@ def positive_float(text: str) -> float:
     return value
 
 
+def set_help(parser: argparse.ArgumentParser, flag: str, text: str) -> None:
+    """Replace a shared flag's help (`--eval-every` or its dest `eval_every`) where a folder gives
+    it another meaning: `--help` then says what the flag does there."""
+    dest = flag.lstrip("-").replace("-", "_")
+    for action in parser._actions:
+        if action.dest == dest:
+            action.help = text
+            return
+    raise ValueError(f"no flag {flag} to re-describe")
+
+
 def non_negative_float(text: str) -> float:
     """A weight or rate where 0 switches the term off."""
     value = float(text)

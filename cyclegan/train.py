@@ -27,7 +27,7 @@ from common import distributed
 from common import metrics as cmetrics
 from common import run as crun
 from common.checkpoint import Checkpointer
-from common.cli import add_common_args, non_negative_float, positive_int
+from common.cli import add_common_args, non_negative_float, positive_int, set_help
 from common.errors import run_main
 from common.loop import TrainLoop, n_params, setup
 from common.schedule import LinearDecay
@@ -85,7 +85,7 @@ def parse_opt(argv=None):
                         "max(|trainA|, |trainB|), as the official code)")
     add_common_args(p, model=MODEL_NAME, data="photos", log_every=50, sample_every=500, save_every=1000)
     for flag, text in CYCLEGAN_MEANING.items():  # common flags whose meaning differs here
-        next(a for a in p._actions if flag in a.option_strings).help = text
+        set_help(p, flag, text)
     opt = p.parse_args(argv)
     resolve(opt, p)
     return opt

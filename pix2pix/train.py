@@ -25,7 +25,7 @@ from common import distributed
 from common import image2image as i2i
 from common import run as crun
 from common.checkpoint import Checkpointer
-from common.cli import add_common_args, non_negative_float, positive_int
+from common.cli import add_common_args, non_negative_float, positive_int, set_help
 from common.errors import DataError, run_main
 from common.loop import TrainLoop, n_params, setup
 from common.schedule import LinearDecay
@@ -35,13 +35,6 @@ from pix2pix.utils import run_generator
 
 MODEL_NAME = "pix2pix"
 ARCH_OPTIONS = ("netG", "netD", "ngf", "ndf", "image_size")  # decide tensor shapes (generate.py rebuilds G)
-
-
-def set_help(parser: argparse.ArgumentParser, dest: str, text: str) -> None:
-    """Replace a shared flag's help where this folder gives it another meaning."""
-    for action in parser._actions:
-        if action.dest == dest:
-            action.help = text
 
 
 def parse_opt(argv=None):
