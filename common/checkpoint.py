@@ -94,6 +94,26 @@ def load_file(path: str | Path) -> dict:
     """Load a checkpoint safely (weights_only=True); a missing, empty, truncated or corrupt
     file, or one that holds pickled Python objects, is a one-line CheckpointError that
     says which of these it is."""
+    payload = load_tensors(path)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION or "models" not in payload:
+        raise CheckpointError(f"{path} is not a checkpoint written by this project")
+    return payload
+
+
+def load_stage_init(module: torch.nn.Module, path: str | Path, model_name: str, *, net: str = "G",
+                    stage: str = "psnr") -> None:
+    """A two-stage method's second stage starts from the first one's weights (SRGAN, ESRGAN):
+    `net`'s weights from a `--stage <stage>` checkpoint of `model_name`; anything else is a
+    one-line CheckpointError."""
+    payload = load_file(path)
+    if payload.get("model_name") != model_name or payload.get("options", {}).get("stage") != stage:
+        raise CheckpointError(f"--init {path}: not a --stage {stage} checkpoint of {model_name}")
+    load_state_checked(module, payload["models"][net], what=net, path=path)
+
+
+def load_tensors(path: str | Path):
+    """torch.load(path, weights_only=True) with load_file's one-line errors, for any file of
+    tensors (a checkpoint, or released weights: a plain state dict)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
@@ -112,8 +132,6 @@ def load_file(path: str | Path) -> dict:
     except (RuntimeError, EOFError, OSError, ValueError, UnicodeDecodeError, KeyError) as exc:
         detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else exc.__class__.__name__
         raise CheckpointError(f"{path} is not a usable checkpoint: it is truncated or corrupt ({detail})") from exc
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT_VERSION or "models" not in payload:
-        raise CheckpointError(f"{path} is not a checkpoint written by this project")
     return payload
 
 

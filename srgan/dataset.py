@@ -3,6 +3,7 @@
 `--data photos` (embedded, offline): crops of the bundled photos except the held-out ones
 (common.image2image.HELD_OUT_PHOTOS), which evaluate.py measures whole. `--data PATH`: a folder
 of HR images (DIV2K, or ImageNet images as the paper's 350 thousand), LR made on the fly.
+`--data PATH --lr-dir LR_PATH`: given LR/HR pairs matched by name (DIV2K's 0001.png / 0001x4.png).
 """
 from __future__ import annotations
 
@@ -10,9 +11,5 @@ from common import superres
 
 
 def build_dataset(opt):
-    """HRCrops of --hr-size with LR at 1 / --scale; an embedded epoch is --epoch-length crops."""
-    if opt.data == "photos":
-        images, length = superres.training_photos(), opt.epoch_length
-    else:
-        images, length = superres.folder_images(opt.data), None
-    return superres.HRCrops(images, opt.hr_size, opt.scale, length=length, seed=opt.seed)
+    """LR in [0, 1], HR in [-1, 1] (Sec. 3.2), crops of --hr-size and 1 / --scale of it."""
+    return superres.sr_dataset(opt, hr_unit=False)

@@ -20,8 +20,8 @@ from common import image2image as i2i
 from common import inference, superres
 from common.cli import positive_int
 from common.device import pick_device
-from srgan.evaluate import MODEL_NAME
 from srgan.model import build_generator
+from srgan.utils import MODEL_NAME
 
 
 def parse_opt(argv=None):

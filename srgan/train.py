@@ -3,6 +3,7 @@
     cd srgan && python train.py --stage psnr                        # SRResNet, MSE (Sec. 3.2)
     python train.py --stage gan --init runs/srgan-photos-psnr/checkpoints/last.pt   # SRGAN from it
     python -m srgan.train --data /path/to/DIV2K_train_HR --stage psnr
+    python -m srgan.train --data DIV2K_train_HR --lr-dir DIV2K_train_LR_bicubic/X4   # given LR/HR pairs
 
 Stage psnr: G minimises the pixel MSE (SRResNet-MSE). Stage gan: G starts from the stage-psnr
 weights "to avoid undesired local optima" (Sec. 3.2) and minimises the perceptual loss of eq. 3,
@@ -26,16 +27,15 @@ from common import image2image as i2i
 from common import run as crun
 from common import superres
 from common.checkpoint import Checkpointer
-from common.cli import add_common_args, positive_int
+from common.cli import add_common_args, positive_int, set_help
 from common.errors import run_main
 from common.loop import TrainLoop, n_params, setup
 from common.schedule import MultiStep
 from common.vgg import vgg19_features
 from srgan.dataset import build_dataset
 from srgan.model import Discriminator, SRResNet
-from srgan.utils import load_init
+from srgan.utils import MODEL_NAME, load_init
 
-MODEL_NAME = "srgan"
 ARCH_OPTIONS = ("features", "blocks", "scale")
 STAGE_ITERS = {"psnr": 1_000_000, "gan": 200_000}  # Sec. 3.2: 10^6 SRResNet updates; 10^5 + 10^5 SRGAN updates
 VGG_RESCALE = 1 / 12.75  # Sec. 3.2: "rescaled by 1/12.75 to obtain VGG losses of a scale comparable to the MSE loss"
@@ -67,9 +67,18 @@ def parse_opt(argv=None):
     g.add_argument("--vgg-weights", default=None, metavar="PATH",
                    help="torchvision's vgg19-dcbb9e9d.pth (default: torchvision's cache; the gan stage stops with "
                         "a clear line if neither exists)")
+    g.add_argument("--lr-dir", default=None, metavar="PATH",
+                   help="given LR images paired by name with the HR images of --data (e.g. DIV2K's "
+                        "LR_bicubic/X4); default: LR made from each HR crop by bicubic downsampling")
     g.add_argument("--epoch-length", type=positive_int, default=800,
                    help="crops per epoch of the embedded photos (default 800)")
     add_common_args(p, model=MODEL_NAME, data="photos")
+    set_help(p, "--data", "photos (embedded: crops of the bundled photos minus the held-out ones, offline) | a folder "
+                          "of HR images, e.g. DIV2K_train_HR (default: photos)")
+    set_help(p, "--eval-every", "every N steps, PSNR / SSIM (Y channel, scale border) on the whole held-out photos "
+                                "beside bicubic, to TensorBoard and <out>/metrics.jsonl, as evaluate.py computes "
+                                "them (default 0: off)")
+    set_help(p, "--eval-n", "unused (the held-out photos are measured whole)")
     opt = p.parse_args(argv)
     if opt.iters is None:
         opt.iters = STAGE_ITERS[opt.stage]
@@ -191,7 +200,10 @@ def main(opt) -> Path:
         bicubic = superres.bicubic_upsample(sample_lr, opt.scale) * 2 - 1
         return i2i.input_output_target_rows(bicubic.clamp(-1, 1), out, sample_hr)
 
-    loop = TrainLoop(opt, session, run, ckpt, total=total, start_step=start_step, sample=sample, grid_columns=3)
+    evaluate = (superres.held_out_evaluator(G, opt.scale, session.device, unit_output=False)
+                if opt.eval_every > 0 and session.is_main else None)
+    loop = TrainLoop(opt, session, run, ckpt, total=total, start_step=start_step, sample=sample, evaluate=evaluate,
+                     grid_columns=3)
     for step, epoch, (lr, hr) in loop.over(loader):
         for schedule in schedules.values():
             schedule.set_step(step)

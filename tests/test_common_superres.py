@@ -65,3 +65,43 @@ def test_folder_images_and_held_out_photos(tmp_path):
     for lr, hr in pairs:
         assert hr.shape[1] == 4 * lr.shape[1] and hr.shape[2] == 4 * lr.shape[2] and hr.shape[1] <= 64
     assert len(sr.training_photos()) == 8  # the ten bundled photos minus the two held out
+
+
+def write_pair_folders(tmp_path, sizes, scale=4, suffix="x4"):
+    """HR folder and LR folder (DIV2K naming) made from random HR images by bicubic_downsample."""
+    rng = np.random.default_rng(3)
+    hr_dir, lr_dir = tmp_path / "HR", tmp_path / "LR"
+    hr_dir.mkdir(), lr_dir.mkdir()
+    for i, (h, w) in enumerate(sizes):
+        hr = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        Image.fromarray(hr).save(hr_dir / f"{i:04d}.png")
+        Image.fromarray(sr.bicubic_downsample(sr.modcrop(hr, scale), scale)).save(lr_dir / f"{i:04d}{suffix}.png")
+    return hr_dir, lr_dir
+
+
+def test_paired_crops_keep_lr_and_hr_aligned_through_flips_and_rotations(tmp_path):
+    hr_dir, lr_dir = write_pair_folders(tmp_path, [(50, 70), (64, 66)])  # 50x70 and 64x66: modcrop cuts HR
+    ds = sr.PairedCrops(sr.paired_files(hr_dir, lr_dir, 4), hr_size=24, scale=4, length=4, seed=2, hr_unit=True)
+    orientations = set()
+    for epoch in range(10):
+        lr, hr = ds[(epoch % 2, epoch)]
+        assert lr.shape == (3, 6, 6) and hr.shape == (3, 24, 24) and float(hr.min()) >= 0
+        hr_uint8 = (hr * 255).round().permute(1, 2, 0).byte().numpy()
+        # the given LR crop is the HR crop's own bicubic LR (up to the bicubic's edge pixels): same place, same
+        # orientation; compare the interior, where PIL's border handling cannot differ
+        made = sr.to_unit_tensor(sr.bicubic_downsample(hr_uint8, 4))
+        assert (lr[:, 1:-1, 1:-1] - made[:, 1:-1, 1:-1]).abs().max() < 0.03, f"epoch {epoch}: LR and HR disagree"
+        orientations.add(hr_uint8.tobytes())
+    assert len(orientations) > 2
+    assert torch.equal(ds[(1, 3)][0], ds[(1, 3)][0]) and not torch.equal(ds[(1, 3)][1], ds[(1, 4)][1])
+
+
+def test_paired_files_refuse_missing_and_mismatched_partners(tmp_path):
+    hr_dir, lr_dir = write_pair_folders(tmp_path, [(32, 32), (40, 40)], suffix="")  # same-stem naming also pairs
+    assert [lr.name for lr, _ in sr.paired_files(hr_dir, lr_dir, 4)] == ["0000.png", "0001.png"]
+    Image.new("RGB", (9, 10)).save(lr_dir / "0001.png")  # 9x10 is not 1/4 of 40x40
+    with pytest.raises(DataError, match="is not 1/4 of"):
+        sr.PairedCrops(sr.paired_files(hr_dir, lr_dir, 4), hr_size=16, scale=4)[(1, 0)]
+    Image.new("RGB", (32, 32)).save(hr_dir / "0002.png")
+    with pytest.raises(DataError, match="no LR image for 0002.png"):
+        sr.paired_files(hr_dir, lr_dir, 4)

@@ -121,7 +121,7 @@ def test_evaluate_reports_y_psnr_beside_bicubic(psnr_run):
     proc = run_script("srgan", "evaluate", "--checkpoint", psnr_run / "checkpoints/last.pt", "--device", "cpu",
                       "--crops", psnr_run / "crops.png")
     assert proc.returncode == 0, proc.stderr
-    assert "SRGAN G (psnr stage): PSNR(Y)" in proc.stdout and "bicubic: PSNR(Y)" in proc.stdout
+    assert "SRGAN G (psnr stage, step 3): PSNR(Y)" in proc.stdout and "bicubic: PSNR(Y)" in proc.stdout
     import json
 
     g, bicubic = [json.loads(line) for line in (psnr_run / "metrics.jsonl").read_text().splitlines()[-2:]]
