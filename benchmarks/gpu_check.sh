@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The GPU check, for when a GPU is lent: at most 9 minutes on one GPU (each part has a time cap:
-# 180 + 90 + 240 s: the throughput part grew with pix2pix and cyclegan), one table at the end.
+# The GPU check, for when a GPU is lent: at most 9.5 minutes on one GPU (each part has a time cap:
+# 180 + 90 + 300 s: the throughput part grew with pix2pix, cyclegan, srgan and esrgan), one table at the end.
 #
 #   bash benchmarks/gpu_check.sh            # from the repository root, on the GPU machine
 #
@@ -68,7 +68,7 @@ fi
 
 echo; echo "== 3. throughput, every model, fp32 / fp16-cl / bf16-cl on the GPU"
 start=$SECONDS
-timeout 240 "$PY" benchmarks/throughput.py --devices cuda --modes fp32,fp16-cl,bf16-cl --min-time 2 --max-steps 30 \
+timeout 300 "$PY" benchmarks/throughput.py --devices cuda --modes fp32,fp16-cl,bf16-cl --min-time 2 --max-steps 30 \
     --timeout 40 2>&1 | tee "$WORK/throughput.txt" | grep -v "^  "
 rc=${PIPESTATUS[0]}
 summary+=("| throughput.py, all models x 3 modes | $([ "$rc" = 0 ] && echo done || echo "FAILED (exit $rc)") | $((SECONDS - start)) s |")

@@ -65,6 +65,23 @@ ENTRIES = {
     "cyclegan": dict(folder="cyclegan", data="photos", size=64, paired=True, args=[], eval_seed=False,
                      note="paper settings at the embedded 64x64 (6 residual blocks), lambda 10, identity 0.5, "
                           "pool 50, batch 1; target T(a), the hidden mapping"),
+    # super-resolution entries: evaluate.py measures PSNR / SSIM on the Y channel (4-pixel border) of the
+    # whole held-out photos beside bicubic upsampling; `minutes` overrides --budget-minutes, `init` names the
+    # entry whose checkpoint starts this one (the GAN stages start from the PSNR stage)
+    "srgan-psnr": dict(folder="srgan", data="photos", size=96, paired=True, sr=True, eval_seed=False, minutes=40,
+                       args=["--stage", "psnr", "--lr", "1e-3"],
+                       note="SRResNet-MSE, paper model and batch (16 of 96x96), Adam lr 1e-3 (paper 1e-4: see srgan/README)"),
+    "srgan-gan-mse": dict(folder="srgan", data="photos", size=96, paired=True, sr=True, eval_seed=False, init="srgan-psnr",
+                          args=["--stage", "gan", "--content-loss", "mse"],
+                          note="SRGAN-MSE (Table 1: MSE content + 1e-3 adversarial), paper settings, from srgan-psnr; "
+                               "the VGG54 loss needs ImageNet weights this machine cannot download"),
+    "esrgan-psnr": dict(folder="esrgan", data="photos", size=128, paired=True, sr=True, eval_seed=False, minutes=25,
+                        args=["--stage", "psnr", "--nf", "32", "--nb", "4", "--gc", "16", "--hr-size", "64"],
+                        note="RRDBNet at CPU size (nf 32, 4 RRDBs, gc 16), L1, lr 2e-4, batch 16 of 64x64"),
+    "esrgan-gan-noperc": dict(folder="esrgan", data="photos", size=128, paired=True, sr=True, eval_seed=False, init="esrgan-psnr",
+                              args=["--stage", "gan", "--nf", "32", "--nb", "4", "--gc", "16", "--percep-weight", "0"],
+                              note="RaGAN (5e-3) + L1 (1e-2) from esrgan-psnr, 128x128, batch 16, WITHOUT L_percep "
+                                   "(no ImageNet VGG19 offline)"),
 }
 BEGIN, END = "<!-- quality.py: begin -->", "<!-- quality.py: end -->"
 
@@ -103,8 +120,10 @@ def train_and_evaluate(name: str, entry: dict, opt) -> list[dict]:
     jsonl = out / "quality.jsonl"
     # a fresh run, not a resumed one, with nothing of an earlier one (TensorBoard events, grids) left to mix in
     shutil.rmtree(out, ignore_errors=True)
-    train_s = run([sys.executable, f"{entry['folder']}/train.py", "--data", entry["data"], *entry["args"],
-                   "--seed", str(opt.seed), "--max-minutes", str(opt.budget_minutes), "--out", str(out),
+    minutes = entry.get("minutes", opt.budget_minutes)
+    init = ["--init", str(Path(opt.runs) / entry["init"] / "checkpoints/last.pt")] if "init" in entry else []
+    train_s = run([sys.executable, f"{entry['folder']}/train.py", "--data", entry["data"], *entry["args"], *init,
+                   "--seed", str(opt.seed), "--max-minutes", str(minutes), "--out", str(out),
                    "--sample-every", "1000000", "--save-every", "1000000"])
     evaluate = [sys.executable, f"{entry['folder']}/evaluate.py", "--checkpoint", str(out / "checkpoints/last.pt"),
                 "--jsonl", str(jsonl)] + (["--seed", str(opt.seed)] if entry.get("eval_seed", True) else [])
@@ -112,9 +131,19 @@ def train_and_evaluate(name: str, entry: dict, opt) -> list[dict]:
     records = [json.loads(line) for line in jsonl.read_text().splitlines()]
     if not entry.get("paired"):
         records = records[-1:]  # the generated images' report
+    if entry.get("sr"):
+        records = [sr_record(r, records[0]) for r in records]
     return [{**record, "model": name, "data": f"{entry['data']} {entry['size']}x{entry['size']}",
-             "setting": entry["note"], "budget": f"{opt.budget_minutes:g} min", "steps": record["step"],
+             "setting": entry["note"], "budget": f"{minutes:g} min", "steps": record["step"],
              "train_s": train_s, "eval_s": eval_s, **machine()} for record in records]
+
+
+def sr_record(record: dict, model_record: dict) -> dict:
+    """A super-resolution evaluate.py record in the paired table's terms: PSNR / SSIM are on the Y
+    channel with a scale-pixel border, as the SR papers report them; bicubic is the baseline."""
+    what = "baseline: bicubic" if record["what"] == "bicubic" else "G(LR) vs HR"
+    return {**record, "what": what, "psnr": record["psnr_y"], "ssim": record["ssim_y"], "step": model_record["step"],
+            "pairs": f"{record['images']} (whole), Y channel, {record['scale']}-pixel border"}
 
 
 def zero_step_dcgan(opt, size: int = 32) -> dict:
@@ -256,8 +285,10 @@ def section(rows: list[dict], opt, argv: list[str]) -> str:
         "",
         "Each model's evaluate.py measures its outputs on held-out pairs (whole photos never cropped for "
         "training) against their targets, beside the trivial baseline on the same pairs: the input itself "
-        "(pix2pix: the grey copy or the edge map; CycleGAN: the untranslated crop). L1 on [-1, 1], PSNR and "
-        "SSIM on [0, 1]: lower L1, higher PSNR and SSIM are better.",
+        "(pix2pix: the grey copy or the edge map; CycleGAN: the untranslated crop; SRGAN and ESRGAN: bicubic "
+        "upsampling of the LR image). L1 on [-1, 1], PSNR and SSIM on [0, 1] (super-resolution: on the Y "
+        "channel with a border of scale pixels cropped, as the SR papers report them): lower L1, higher PSNR "
+        "and SSIM are better.",
         END,
     ])
 

@@ -198,6 +198,54 @@ def build_cyclegan(cfg, channels_last, device):
     return step
 
 
+def _sr_batch(cfg, device, fmt, hr_signed: bool):
+    """A batch of random (LR in [0, 1], HR) crops of cfg["size"] at x4."""
+    lr = torch.rand(cfg["batch"], 3, cfg["size"] // 4, cfg["size"] // 4, device=device).contiguous(memory_format=fmt)
+    hr = torch.rand(cfg["batch"], 3, cfg["size"], cfg["size"], device=device)
+    return lr, (hr * 2 - 1 if hr_signed else hr).contiguous(memory_format=fmt)
+
+
+def build_srgan(cfg, channels_last, device):
+    """One iteration of srgan/train.py, batch 16: stage "psnr" (SRResNet on MSE) or "gan" (D on
+    eq. 2, then G on VGG54 + 1e-3 adversarial; the VGG19 has random weights here: speed only)."""
+    from common.device import adam
+    from common.vgg import vgg19_features
+    from srgan.model import Discriminator, SRResNet
+    from srgan.train import gan_step, psnr_step, vgg_content_loss
+
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    G = SRResNet(3, 64, 16, 4).to(device, memory_format=fmt)
+    opt_g = adam(G.parameters(), lr=1e-4, betas=(0.9, 0.999))
+    lr, hr = _sr_batch(cfg, device, fmt, hr_signed=True)
+    if cfg["stage"] == "psnr":
+        return lambda prec: psnr_step(G, opt_g, lr, hr, prec)
+    D = Discriminator(3, 64, cfg["size"]).to(device, memory_format=fmt)
+    opt_d = adam(D.parameters(), lr=1e-4, betas=(0.9, 0.999))
+    vgg = vgg19_features("relu5_4", random_init=True).to(device, memory_format=fmt)
+    return lambda prec: gan_step(G, D, opt_g, opt_d, lr, hr, prec, lambda a, b: vgg_content_loss(vgg, a, b))
+
+
+def build_esrgan(cfg, channels_last, device):
+    """One iteration of esrgan/train.py with the paper's RRDBNet (nb 23), batch 16: stage "psnr"
+    (L1) or "gan" (G on L_percep + 5e-3 L_G^Ra + 1e-2 L1, then D on L_D^Ra; random VGG weights)."""
+    from common.device import adam
+    from common.vgg import vgg19_features
+    from esrgan.model import build_discriminator, build_generator
+    from esrgan.train import PERCEPTUAL_LAYER, gan_step, perceptual_loss, psnr_step
+
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    G = build_generator({}).to(device, memory_format=fmt)
+    opt_g = adam(G.parameters(), lr=2e-4, betas=(0.9, 0.999))
+    lr, hr = _sr_batch(cfg, device, fmt, hr_signed=False)
+    if cfg["stage"] == "psnr":
+        return lambda prec: psnr_step(G, opt_g, lr, hr, prec)
+    D = build_discriminator({}).to(device, memory_format=fmt)
+    opt_d = adam(D.parameters(), lr=1e-4, betas=(0.9, 0.999))
+    vgg = vgg19_features(PERCEPTUAL_LAYER, random_init=True, input_range=(0.0, 1.0)).to(device, memory_format=fmt)
+    return lambda prec: gan_step(G, D, opt_g, opt_d, lr, hr, prec, lambda a, b: perceptual_loss(vgg, a, b),
+                                 (1.0, 5e-3, 1e-2))
+
+
 CONFIGS = {  # name: (builder, config, description)
     "dcgan": (build_dcgan, {"size": 64, "ngf": 128, "batch": 128}, "64x64x3, ngf=ndf=128 (paper), batch 128"),
     "dcgan-demo": (build_dcgan, {"size": 32, "ngf": 32, "batch": 128}, "32x32x3, ngf=ndf=32 (demo), batch 128"),
@@ -226,6 +274,17 @@ CONFIGS = {  # name: (builder, config, description)
                  "256x256, two 9-block ResNet G + two 70x70 PatchGAN (paper), identity loss, batch 1"),
     "cyclegan-fused-adam": (build_cyclegan, {"size": 256, "batch": 1, "adam": "fused"},
                             "the same with common.device.adam's fused update (pix2pix's choice)"),
+    "srgan-psnr-96": (build_srgan, {"size": 96, "batch": 16, "stage": "psnr"}, "96x96 HR, SRResNet on MSE, batch 16"),
+    "srgan-psnr-128": (build_srgan, {"size": 128, "batch": 16, "stage": "psnr"}, "128x128 HR, SRResNet on MSE, batch 16"),
+    "srgan-gan-96": (build_srgan, {"size": 96, "batch": 16, "stage": "gan"},
+                     "96x96 HR (paper), SRGAN: D + G with VGG54, batch 16"),
+    "srgan-gan-128": (build_srgan, {"size": 128, "batch": 16, "stage": "gan"},
+                      "128x128 HR, SRGAN: D + G with VGG54, batch 16"),
+    "esrgan-psnr-96": (build_esrgan, {"size": 96, "batch": 16, "stage": "psnr"}, "96x96 HR, RRDBNet (23 blocks) on L1, batch 16"),
+    "esrgan-psnr-128": (build_esrgan, {"size": 128, "batch": 16, "stage": "psnr"},
+                        "128x128 HR (paper), RRDBNet (23 blocks) on L1, batch 16"),
+    "esrgan-gan-128": (build_esrgan, {"size": 128, "batch": 16, "stage": "gan"},
+                       "128x128 HR (paper), ESRGAN: G + RaGAN D with VGG conv5_4, batch 16"),
 }
 
 

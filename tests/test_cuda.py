@@ -75,3 +75,38 @@ def test_pix2pix_steps_on_the_gpu(precision):
         losses = train_step(G, D, opt_g, opt_d, x, y, prec)
     assert all(torch.isfinite(v) for v in losses.values())
     assert not torch.equal(before, G.encoder[0][0].weight)
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_super_resolution_gan_steps_on_the_gpu(precision):
+    """SRGAN's and ESRGAN's GAN-stage steps (VGG content / perceptual loss through the frozen D)
+    with channels_last, fp16 + GradScaler or bf16, at small widths."""
+    from common.device import Precision, adam
+    from common.vgg import vgg19_features
+    from esrgan import train as es_train
+    from esrgan.model import RRDBNet, VGGDiscriminator128
+    from srgan import train as sr_train
+    from srgan.model import Discriminator, SRResNet
+
+    device, cl = torch.device("cuda"), torch.channels_last
+    prec = Precision(precision, device)
+    lr = torch.rand(2, 3, 32, 32, device=device).contiguous(memory_format=cl)
+    hr = torch.rand(2, 3, 128, 128, device=device).contiguous(memory_format=cl)
+    vgg = vgg19_features("conv5_4", random_init=True, input_range=(0.0, 1.0)).to(device, memory_format=cl)
+    runs = {
+        "srgan": (SRResNet(3, 16, 2, 4), Discriminator(3, 16, 128),
+                  lambda G, D, og, od: sr_train.gan_step(G, D, og, od, lr, hr * 2 - 1, prec,
+                                                         lambda a, b: sr_train.vgg_content_loss(vgg, a, b))),
+        "esrgan": (RRDBNet(nf=16, nb=1, gc=8), VGGDiscriminator128(ndf=16),
+                   lambda G, D, og, od: es_train.gan_step(G, D, og, od, lr, hr, prec,
+                                                          lambda a, b: es_train.perceptual_loss(vgg, a, b),
+                                                          (1.0, 5e-3, 1e-2))),
+    }
+    for name, (G, D, step) in runs.items():
+        G, D = G.to(device, memory_format=cl), D.to(device, memory_format=cl)
+        og, od = adam(G.parameters(), lr=1e-4, betas=(0.9, 0.999)), adam(D.parameters(), lr=1e-4, betas=(0.9, 0.999))
+        before = next(G.parameters()).detach().clone()
+        for _ in range(3):
+            losses = step(G, D, og, od)
+        assert all(torch.isfinite(v) for v in losses.values()), name
+        assert not torch.equal(before, next(G.parameters())), name
