@@ -71,3 +71,21 @@ def test_rows_from_different_machines_get_different_footnotes():
     assert lines[0].endswith("| 2026-11-24 [1], bf16 |") and lines[2].endswith("| 2026-11-24 [1], fp32 |")
     assert lines[1].endswith("| 2026-11-24 [2], ? |")
     assert quality.machines(rows) == ["CPU one", quality.UNRECORDED]
+
+
+def test_super_resolution_entries_chain_their_stages_and_sit_beside_bicubic(tmp_path):
+    """srgan-psnr, then srgan-gan-mse started from its checkpoint (the entry's `init`); each gives
+    a G row and a bicubic row with PSNR / SSIM on the Y channel, in the paired table."""
+    quality = load_quality()
+    results = tmp_path / "RESULTS.md"
+    quality.ENTRIES["srgan-psnr"]["minutes"] = 0.02  # this process's copy of the table only
+    rows = quality.main(["--only", "srgan-psnr", "srgan-gan-mse", "--budget-minutes", "0.02",
+                         "--runs", str(tmp_path / "runs"), "--results", str(results)])
+    assert [(r["model"], r["what"]) for r in rows] == [
+        ("srgan-psnr", "G(LR) vs HR"), ("srgan-psnr", "baseline: bicubic"),
+        ("srgan-gan-mse", "G(LR) vs HR"), ("srgan-gan-mse", "baseline: bicubic")]
+    assert rows[1]["psnr"] == rows[3]["psnr"] == rows[1]["psnr_y"]  # one bicubic figure, on the Y channel
+    assert rows[0]["steps"] == rows[1]["steps"] >= 1 and rows[2]["stage"] == "gan"
+    assert "chelsea, china (whole), Y channel, 4-pixel border" in rows[0]["pairs"]
+    text = results.read_text()
+    assert "| srgan-gan-mse | photos 96x96 |" in text and "baseline: bicubic" in text
