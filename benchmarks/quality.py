@@ -68,15 +68,16 @@ ENTRIES = {
     # super-resolution entries: evaluate.py measures PSNR / SSIM on the Y channel (4-pixel border) of the
     # whole held-out photos beside bicubic upsampling; `minutes` overrides --budget-minutes, `init` names the
     # entry whose checkpoint starts this one (the GAN stages start from the PSNR stage)
-    "srgan-psnr": dict(folder="srgan", data="photos", size=96, paired=True, sr=True, eval_seed=False, minutes=40,
-                       args=["--stage", "psnr", "--lr", "1e-3"],
-                       note="SRResNet-MSE, paper model and batch (16 of 96x96), Adam lr 1e-3 (paper 1e-4: see srgan/README)"),
+    "srgan-psnr": dict(folder="srgan", data="photos", size=96, paired=True, sr=True, eval_seed=False, minutes=25,
+                       args=["--stage", "psnr", "--eval-every", "500"],
+                       note="SRResNet-MSE, paper settings (16 of 96x96, Adam lr 1e-4)"),
     "srgan-gan-mse": dict(folder="srgan", data="photos", size=96, paired=True, sr=True, eval_seed=False, init="srgan-psnr",
                           args=["--stage", "gan", "--content-loss", "mse"],
                           note="SRGAN-MSE (Table 1: MSE content + 1e-3 adversarial), paper settings, from srgan-psnr; "
                                "the VGG54 loss needs ImageNet weights this machine cannot download"),
-    "esrgan-psnr": dict(folder="esrgan", data="photos", size=128, paired=True, sr=True, eval_seed=False, minutes=25,
-                        args=["--stage", "psnr", "--nf", "32", "--nb", "4", "--gc", "16", "--hr-size", "64"],
+    "esrgan-psnr": dict(folder="esrgan", data="photos", size=64, paired=True, sr=True, eval_seed=False, minutes=25,
+                        args=["--stage", "psnr", "--nf", "32", "--nb", "4", "--gc", "16", "--hr-size", "64",
+                              "--eval-every", "500"],
                         note="RRDBNet at CPU size (nf 32, 4 RRDBs, gc 16), L1, lr 2e-4, batch 16 of 64x64"),
     "esrgan-gan-noperc": dict(folder="esrgan", data="photos", size=128, paired=True, sr=True, eval_seed=False, init="esrgan-psnr",
                               args=["--stage", "gan", "--nf", "32", "--nb", "4", "--gc", "16", "--percep-weight", "0"],

@@ -293,3 +293,25 @@ def held_out_evaluator(G: torch.nn.Module, scale: int, device, *, unit_output: b
                 "pairs": f"held-out photos, Y channel; bicubic {bicubic['psnr_y']:.2f} dB / {bicubic['ssim_y']:.4f}"}
 
     return evaluate
+
+
+def held_out_sampler(G: torch.nn.Module, scale: int, hr_size: int, device, *, unit_output: bool):
+    """train.py's sample grid: rows bicubic | G | HR of an hr_size crop of each held-out photo,
+    in [-1, 1]; G in eval mode (BatchNorm's running statistics), back to its mode after.
+    `unit_output`: G gives [0, 1] (ESRGAN) rather than [-1, 1] (SRGAN)."""
+    pairs = held_out_images(scale, max_side=hr_size * 2)
+    side = hr_size // scale
+    lr = torch.stack([lr[:, :side, :side] for lr, _ in pairs])
+    hr = torch.stack([hr[:, :hr_size, :hr_size] for _, hr in pairs])
+    bicubic = (bicubic_upsample(lr, scale) * 2 - 1).clamp(-1, 1)
+
+    def sample() -> torch.Tensor:
+        was = G.training
+        G.eval()
+        with torch.no_grad():
+            out = G(lr.to(device)).float().cpu()
+        G.train(was)
+        out = (out * 2 - 1 if unit_output else out).clamp(-1, 1)
+        return i2i.input_output_target_rows(bicubic, out, hr)
+
+    return sample

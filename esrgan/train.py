@@ -23,7 +23,6 @@ import torch.nn.functional as F
 
 from common import device as cdev
 from common import distributed
-from common import image2image as i2i
 from common import run as crun
 from common import superres
 from common.checkpoint import Checkpointer
@@ -202,10 +201,6 @@ def main(opt) -> Path:
     G_train = session.for_training(G)
     D_train = session.for_training(models["D"]) if gan else None
 
-    held_out = superres.held_out_images(opt.scale, max_side=opt.hr_size * 2)
-    side = opt.hr_size // opt.scale
-    sample_lr = torch.stack([lr[:, :side, :side] for lr, _ in held_out])
-    sample_hr = torch.stack([hr[:, :opt.hr_size, :opt.hr_size] for _, hr in held_out])
     total = min(opt.iters, opt.max_steps) if opt.max_steps else opt.iters
     if session.is_main:
         d_text = f" / D {n_params(models['D'])}" if gan else ""
@@ -213,12 +208,7 @@ def main(opt) -> Path:
               f"channels_last={session.channels_last}; {len(dataset)} crops/epoch of {opt.hr_size}x{opt.hr_size}, "
               f"steps {start_step}->{total}")
 
-    def sample() -> torch.Tensor:  # rows bicubic | G | HR on held-out crops, in [-1, 1] for the grid
-        with torch.no_grad():
-            out = G(sample_lr.to(session.device)).float().cpu().clamp(0, 1)
-        bicubic = superres.bicubic_upsample(sample_lr, opt.scale).clamp(0, 1)
-        return i2i.input_output_target_rows(bicubic * 2 - 1, out * 2 - 1, sample_hr)
-
+    sample = superres.held_out_sampler(G, opt.scale, opt.hr_size, session.device, unit_output=True)
     evaluate = (superres.held_out_evaluator(G, opt.scale, session.device, unit_output=True)
                 if opt.eval_every > 0 and session.is_main else None)
     loop = TrainLoop(opt, session, run, ckpt, total=total, start_step=start_step, sample=sample, evaluate=evaluate,
