@@ -335,10 +335,13 @@ def main(argv=None) -> list[dict]:
     rows = [real_reference(opt, size) for size in sorted({ENTRIES[n]["size"] for n in unconditional})]
     if not opt.no_zero_step and unconditional:
         rows.append(zero_step_dcgan(opt))
-    for name in names:
-        rows += train_and_evaluate(name, ENTRIES[name], opt)
     rows_path = Path(opt.rows) if opt.rows else Path(opt.results).with_name("quality_rows.json")
     text = section(merge_rows(rows_path, rows), opt, argv)
+    for name in names:  # each entry's rows are kept as soon as measured: a later failure loses none of them
+        measured = train_and_evaluate(name, ENTRIES[name], opt)
+        rows += measured
+        text = section(merge_rows(rows_path, measured), opt, argv)
+        write_results(Path(opt.results), text)
     write_results(Path(opt.results), text)
     print(text)
     print(f"wrote {opt.results}")

@@ -62,7 +62,8 @@ def parse_opt(argv=None):
     g.add_argument("--nb", type=positive_int, default=23, help="RRDBs (default 23, Sec. 4.1)")
     g.add_argument("--gc", type=positive_int, default=32, help="dense-block growth channels (default 32)")
     g.add_argument("--ndf", type=positive_int, default=64, help="discriminator's first width (default 64)")
-    g.add_argument("--percep-weight", type=float, default=1.0, help="weight of L_percep (default 1)")
+    g.add_argument("--percep-weight", type=float, default=1.0,
+                   help="weight of L_percep (default 1; 0 drops it, and the need for VGG weights: an ablation)")
     g.add_argument("--adv-weight", type=float, default=5e-3, help="lambda, weight of L_G^Ra (default 5e-3, Sec. 4.1)")
     g.add_argument("--l1-weight", type=float, default=1e-2, help="eta, weight of the L1 loss (default 1e-2, Sec. 4.1)")
     g.add_argument("--vgg-weights", default=None, metavar="PATH",
@@ -168,7 +169,9 @@ def gan_step(G, D, opt_g, opt_d, lr: torch.Tensor, hr: torch.Tensor, prec: cdev.
 
 def perceptual(opt, device):
     """L_percep with VGG19 conv5_4 before activation; needs the ImageNet weights: a clear line
-    before any training if they are not there."""
+    before any training if they are not there. --percep-weight 0 (an ablation) needs none."""
+    if opt.percep_weight == 0:
+        return lambda sr, hr: torch.zeros((), device=sr.device)
     vgg = vgg19_features(PERCEPTUAL_LAYER, opt.vgg_weights, input_range=(0.0, 1.0)).to(device)
     return lambda sr, hr: perceptual_loss(vgg, sr, hr)
 
