@@ -315,3 +315,22 @@ def held_out_sampler(G: torch.nn.Module, scale: int, hr_size: int, device, *, un
         return i2i.input_output_target_rows(bicubic, out, hr)
 
     return sample
+
+
+def upscale_files(G, scale: int, opt, device) -> Path:
+    """generate.py's work: every image of --input (a file or a folder) through G (a callable
+    giving [-1, 1]) tile by tile (--tile, --tile-overlap), written to --out; grey, RGBA and
+    16-bit files are converted to RGB with a note. Returns where the images went."""
+    files = i2i.input_files(opt.input)
+    single = Path(opt.input).is_file()
+    out = Path(opt.out) if opt.out else (files[0].with_name(f"{files[0].stem}_x{scale}.png") if single
+                                         else Path("upscaled"))
+    note = i2i.conversion_note(files, opt.input)
+    if note:
+        print(note)
+    for f in files:
+        lr = to_unit_tensor(i2i.read_rgb(f))
+        sr = i2i.translate_tiled(G, lr, 1, device, tile=opt.tile, overlap=opt.tile_overlap, scale=scale)
+        i2i.save_image(sr.clamp(-1, 1), i2i.output_path(f, None if single else Path(opt.input), out))
+    print(f"wrote {len(files)} image(s) x{scale} to {out}")
+    return out

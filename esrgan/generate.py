@@ -21,7 +21,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd e
 
 import argparse
 
-from common import image2image as i2i
 from common import inference, superres
 from common.cli import positive_int
 from common.device import pick_device
@@ -60,22 +59,9 @@ def main(opt) -> Path:
     device = pick_device(opt.device)
     G, options, info = load_generator(device, opt.checkpoint, psnr_checkpoint=opt.psnr_checkpoint,
                                       gan_checkpoint=opt.gan_checkpoint, interp=opt.interp)
-    scale = options["scale"]
-    files = i2i.input_files(opt.input)
-    single = Path(opt.input).is_file()
-    out = Path(opt.out) if opt.out else (files[0].with_name(f"{files[0].stem}_x{scale}.png") if single
-                                         else Path("upscaled"))
-    note = i2i.conversion_note(files, opt.input)
-    if note:
-        print(note)
-    print(f"ESRGAN x{scale}: {info['what']}")
+    print(f"ESRGAN x{options['scale']}: {info['what']}")
     signed = lambda x: G(x) * 2 - 1  # noqa: E731 - G works in [0, 1], the image writer takes [-1, 1]
-    for f in files:
-        lr = superres.to_unit_tensor(i2i.read_rgb(f))
-        sr = i2i.translate_tiled(signed, lr, 1, device, tile=opt.tile, overlap=opt.tile_overlap, scale=scale)
-        i2i.save_image(sr.clamp(-1, 1), i2i.output_path(f, None if single else Path(opt.input), out))
-    print(f"wrote {len(files)} image(s) x{scale} to {out}")
-    return out
+    return superres.upscale_files(signed, options["scale"], opt, device)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from common.errors import run_main
 from common.loop import TrainLoop, n_params, setup
 from common.schedule import MultiStep
 from common.vgg import vgg19_features
+from esrgan.dataset import build_dataset
 from esrgan.model import D_INPUT_SIZE, build_discriminator, build_generator
 from esrgan.utils import MODEL_NAME, load_init
 
@@ -178,7 +179,7 @@ def perceptual(opt, device):
 
 def main(opt) -> Path:
     session = setup(opt, MODEL_NAME)
-    dataset = superres.sr_dataset(opt, hr_unit=True)
+    dataset = build_dataset(opt)
     loader = session.loader(dataset, opt.batch_size)
     options = crun.options_dict(opt)
     G = build_generator(options)

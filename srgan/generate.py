@@ -16,7 +16,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd s
 
 import argparse
 
-from common import image2image as i2i
 from common import inference, superres
 from common.cli import positive_int
 from common.device import pick_device
@@ -41,20 +40,7 @@ def parse_opt(argv=None):
 def main(opt) -> Path:
     device = pick_device(opt.device)
     G, options = inference.load_generator(opt.checkpoint, MODEL_NAME, build_generator, device)
-    scale = options["scale"]
-    files = i2i.input_files(opt.input)
-    single = Path(opt.input).is_file()
-    out = Path(opt.out) if opt.out else (files[0].with_name(f"{files[0].stem}_x{scale}.png") if single
-                                         else Path("upscaled"))
-    note = i2i.conversion_note(files, opt.input)
-    if note:
-        print(note)
-    for f in files:
-        lr = superres.to_unit_tensor(i2i.read_rgb(f))
-        sr = i2i.translate_tiled(G, lr, 1, device, tile=opt.tile, overlap=opt.tile_overlap, scale=scale)
-        i2i.save_image(sr.clamp(-1, 1), i2i.output_path(f, None if single else Path(opt.input), out))
-    print(f"wrote {len(files)} image(s) x{scale} to {out}")
-    return out
+    return superres.upscale_files(G, options["scale"], opt, device)
 
 
 if __name__ == "__main__":

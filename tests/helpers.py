@@ -25,3 +25,16 @@ def assert_one_line_error(proc, *needles: str) -> str:
     for needle in needles:
         assert needle in lines[-1], lines[-1]
     return lines[-1]
+
+
+def write_random_vgg(folder: Path) -> Path:
+    """A VGG19 weights file (torchvision's keys, through relu5_4) with random values, given
+    explicitly as --vgg-weights: tests never rely on a silent fallback, and a user's run has none."""
+    import torch
+
+    from common.vgg import build_features
+
+    path = Path(folder) / "vgg19_random.pth"
+    torch.manual_seed(0)
+    torch.save({f"features.{k}": v for k, v in build_features("relu5_4").state_dict().items()}, path)
+    return path

@@ -11,10 +11,9 @@ import torch
 from PIL import Image
 
 from common.checkpoint import load_file
-from common.vgg import build_features
 from esrgan import train as es_train
 from esrgan.model import RRDBNet
-from tests.helpers import assert_one_line_error, run_script
+from tests.helpers import assert_one_line_error, run_script, write_random_vgg
 
 TINY = ["--nf", "8", "--nb", "1", "--gc", "4", "--ndf", "4", "--batch-size", "2", "--precision", "fp32",
         "--device", "cpu", "--log-every", "1", "--sample-every", "100", "--save-every", "100", "--epoch-length", "6"]
@@ -22,11 +21,7 @@ TINY = ["--nf", "8", "--nb", "1", "--gc", "4", "--ndf", "4", "--batch-size", "2"
 
 @pytest.fixture(scope="module")
 def random_vgg(tmp_path_factory):
-    """Random VGG19 weights, passed explicitly: tests never rely on a silent fallback."""
-    path = tmp_path_factory.mktemp("vgg") / "vgg19_random.pth"
-    torch.manual_seed(0)
-    torch.save({f"features.{k}": v for k, v in build_features("conv5_4").state_dict().items()}, path)
-    return path
+    return write_random_vgg(tmp_path_factory.mktemp("vgg"))
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +132,7 @@ def test_init_accepts_released_psnr_weights_and_refuses_a_gan_stage(gan_run, ran
     es_train.main(es_train.parse_opt(TINY + ["--stage", "gan", "--init", str(released), "--vgg-weights",
                                              str(random_vgg), "--max-steps", "1", "--out", str(out)]))
     g = load_file(out / "checkpoints/last.pt")["models"]["G"]["conv_first.weight"]
-    assert torch.allclose(g, torch.load(released)["conv_first.weight"], atol=2e-4)
+    assert torch.allclose(g, torch.load(released, weights_only=True)["conv_first.weight"], atol=2e-4)
     proc = run_script("esrgan", "train", *TINY, "--stage", "gan", "--init", gan_run / "checkpoints/last.pt",
                       "--vgg-weights", random_vgg, "--out", tmp_path / "o")
     assert_one_line_error(proc, "not a --stage psnr checkpoint of esrgan")

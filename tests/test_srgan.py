@@ -6,9 +6,8 @@ import pytest
 import torch
 
 from common.checkpoint import load_file
-from common.vgg import build_features
 from srgan import train as sr_train
-from tests.helpers import assert_one_line_error, run_script
+from tests.helpers import assert_one_line_error, run_script, write_random_vgg
 
 TINY = ["--features", "8", "--blocks", "2", "--batch-size", "2", "--precision", "fp32", "--device", "cpu",
         "--log-every", "1", "--sample-every", "100", "--save-every", "100", "--epoch-length", "6"]
@@ -16,12 +15,7 @@ TINY = ["--features", "8", "--blocks", "2", "--batch-size", "2", "--precision", 
 
 @pytest.fixture(scope="module")
 def random_vgg(tmp_path_factory):
-    """A VGG19 weights file with random values, given explicitly as --vgg-weights: tests never rely
-    on a silent fallback, and the user's run has none."""
-    path = tmp_path_factory.mktemp("vgg") / "vgg19_random.pth"
-    torch.manual_seed(0)
-    torch.save({f"features.{k}": v for k, v in build_features("relu5_4").state_dict().items()}, path)
-    return path
+    return write_random_vgg(tmp_path_factory.mktemp("vgg"))
 
 
 @pytest.fixture(scope="module")
