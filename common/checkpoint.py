@@ -208,7 +208,8 @@ def state_mismatch(module: torch.nn.Module, state_dict: dict) -> str:
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]
     shapes = [f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}"
-              for k, v in own.items() if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)]
+              for k, v in own.items() if k in state_dict and torch.is_tensor(v)  # not a module's extra state
+              and (not torch.is_tensor(state_dict[k]) or tuple(state_dict[k].shape) != tuple(v.shape))]
     parts = []
     if shapes:
         parts.append(f"{len(shapes)} shape(s) differ, e.g. {shapes[0]}")

@@ -1,0 +1,67 @@
+"""Measure a trained ProGAN as the paper does: the sliced Wasserstein distance per level of a
+Laplacian pyramid (Sec. 5, Table 1; common/swd.py), MS-SSIM between pairs of samples (Sec. 5,
+Odena et al.'s diversity measure), and FID / KID with the project's offline features.
+
+    python evaluate.py --checkpoint runs/progan-photos/checkpoints/last.pt --real
+    python evaluate.py --checkpoint ... --features inception        # standard FID (weights file)
+
+The real images are the run's training data seen as the network sees them at the stage the
+checkpoint reached: averaged down to its resolution (and, mid-fade, blended as in training).
+--real adds real half A against half B, the floor a perfect model reaches at this n.
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd progan && python evaluate.py` works
+
+import torch
+from torch.utils.data import Dataset
+
+from common import inference, metrics
+from common.checkpoint import load_for_inference
+from progan.dataset import build_dataset
+from progan.model import build_generator
+from progan.utils import latents, reals_at_stage
+
+MODEL_NAME = "progan"
+
+
+class AtStage(Dataset):
+    """The training images at a stage: reals_at_stage of each item."""
+
+    def __init__(self, dataset, resolution: int, alpha: float):
+        self.dataset, self.resolution, self.alpha = dataset, resolution, alpha
+        self.channels = getattr(dataset, "channels", 3)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        image, label = self.dataset[i]
+        return reals_at_stage(image.unsqueeze(0), self.resolution, self.alpha)[0], label
+
+
+def parse_opt(argv=None):
+    parser = inference.evaluate_parser(MODEL_NAME, "SWD, MS-SSIM and FID of a trained ProGAN against its data.")
+    parser.add_argument("--no-ema", action="store_true", help="measure the raw G weights instead of the EMA")
+    return parser.parse_args(argv)
+
+
+def main(opt) -> list[dict]:
+    from common.device import pick_device
+
+    device = pick_device(opt.device)
+    payload = load_for_inference(opt.checkpoint, MODEL_NAME)
+    G, options = inference.load_generator(opt.checkpoint, MODEL_NAME, build_generator, device, payload=payload,
+                                          use_ema=not opt.no_ema)
+    data = AtStage(build_dataset(inference.stored_data(options, opt.data_root)), G.resolution, G.alpha)
+    reference = inference.evaluator(opt, data, options, device)
+    z = latents(options, reference.n, torch.Generator().manual_seed(opt.seed))
+    records = inference.evaluation_records(opt, payload, reference, metrics.generate(G, z, device), MODEL_NAME,
+                                           resolution=G.resolution, alpha=G.alpha)
+    metrics.report_records(records, opt.checkpoint, opt.jsonl)
+    return records
+
+
+if __name__ == "__main__":
+    inference.run_script(parse_opt, main)

@@ -1,0 +1,60 @@
+"""Sample from a trained ProGAN at the stage its checkpoint reached.
+
+    python generate.py --checkpoint runs/progan-photos/checkpoints/last.pt             # 8x8 grid
+    python generate.py --checkpoint ... --n 100 --individual out/                       # + one PNG each
+    python generate.py --checkpoint ... --interpolate --rows 4 --steps 8                # latent walks
+
+The moving average of G (decay 0.999) draws the samples, as in the paper's figures, unless
+--no-ema. The resolution and fade-in alpha are those of the checkpoint: a run stopped at
+32x32 while 64x64 was fading in samples at 64x64 with that alpha.
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd progan && python generate.py` works
+
+import torch
+
+from common import inference
+from common.cli import positive_int
+from progan.model import build_generator
+from progan.utils import latents
+
+MODEL_NAME = "progan"
+
+
+def add_args(p) -> None:
+    p.add_argument("--interpolate", action="store_true",
+                   help="latent walks: each row moves along a great circle between two random z, the path the "
+                        "pixel-normalised latents live on (Appendix A.1)")
+    p.add_argument("--rows", type=positive_int, default=4, help="rows of the interpolation grid (default 4)")
+    p.add_argument("--steps", type=positive_int, default=8, help="images per interpolation row (default 8)")
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
+    """`steps` points on the great circle from a to b (their directions; the lengths are
+    interpolated linearly), since G only sees z / |z| (its first pixel norm)."""
+    t = torch.linspace(0.0, 1.0, steps).unsqueeze(1)
+    na, nb = a.norm(), b.norm()
+    omega = torch.arccos(torch.clamp((a / na) @ (b / nb), -1.0, 1.0))
+    if omega.abs() < 1e-6:
+        return torch.lerp(a.unsqueeze(0), b.unsqueeze(0), t)
+    direction = (torch.sin((1 - t) * omega) * a / na + torch.sin(t * omega) * b / nb) / torch.sin(omega)
+    return direction * torch.lerp(na, nb, t)
+
+
+def draw(G, options: dict, opt, device) -> inference.Samples:
+    stage = f"{G.resolution}x{G.resolution}" + (f", alpha {G.alpha:.2f}" if G.fading else "")
+    gen = torch.Generator().manual_seed(opt.seed)
+    if not opt.interpolate:
+        return inference.Samples(inference.in_batches(G, latents(options, opt.n, gen), device), note=stage)
+    ends = latents(options, 2 * opt.rows, gen)
+    z = torch.cat([slerp(ends[2 * r], ends[2 * r + 1], opt.steps) for r in range(opt.rows)])
+    return inference.Samples(inference.in_batches(G, z, device), nrow=opt.steps, note=f"{stage}; a walk per row")
+
+
+parse_opt, main = inference.generate_script(MODEL_NAME, "Generate images with a trained ProGAN.", build_generator,
+                                            draw, add_args=add_args, ema=True)
+
+if __name__ == "__main__":
+    inference.run_script(parse_opt, main)
