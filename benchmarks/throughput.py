@@ -246,6 +246,38 @@ def build_esrgan(cfg, channels_last, device):
                                  (1.0, 5e-3, 1e-2))
 
 
+def build_lapgan(cfg, channels_last, device):
+    """One step of lapgan/train.py at one pyramid level (cfg["level"], 0 = finest) or, with level None,
+    at every level: D_k then G_k on that level's band-pass (or low-pass) images, SGD as in Sec. 4."""
+    from lapgan.model import LAPGANDiscriminator, LAPGANGenerator, init_weights
+    from lapgan.train import train_step
+    from lapgan.utils import check_pyramid, training_pairs
+
+    sizes = check_pyramid(cfg["size"], cfg["levels"])
+    G, D = LAPGANGenerator(cfg["levels"], cfg["size"], 3), LAPGANDiscriminator(cfg["levels"], cfg["size"], 3)
+    init_weights(G, D)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    G, D = G.to(device, memory_format=fmt), D.to(device, memory_format=fmt)
+    real = (torch.rand(cfg["batch"], 3, cfg["size"], cfg["size"], device=device) * 2 - 1).contiguous(memory_format=fmt)
+    pairs = training_pairs(real, cfg["levels"])
+    levels = [cfg["level"]] if cfg["level"] is not None else list(range(cfg["levels"]))
+    opts = {k: (torch.optim.SGD(G.levels[k].parameters(), 0.02, momentum=0.5),
+                torch.optim.SGD(D.levels[k].parameters(), 0.02, momentum=0.5)) for k in levels}
+
+    def noise(k):
+        shape = (100,) if k == cfg["levels"] - 1 else (1, sizes[k], sizes[k])
+        return torch.rand(cfg["batch"], *shape, device=device) * 2 - 1
+
+    def step(prec):
+        losses = {}
+        for k in levels:
+            out = train_step(G.levels[k], D.levels[k], *opts[k], *pairs[k], noise(k), noise(k), prec)
+            losses.update({f"{name}_{k}": v for name, v in out.items()})
+        return losses
+
+    return step
+
+
 CONFIGS = {  # name: (builder, config, description)
     "dcgan": (build_dcgan, {"size": 64, "ngf": 128, "batch": 128}, "64x64x3, ngf=ndf=128 (paper), batch 128"),
     "dcgan-demo": (build_dcgan, {"size": 32, "ngf": 32, "batch": 128}, "32x32x3, ngf=ndf=32 (demo), batch 128"),
@@ -285,6 +317,14 @@ CONFIGS = {  # name: (builder, config, description)
                         "128x128 HR (paper), RRDBNet (23 blocks) on L1, batch 16"),
     "esrgan-gan-128": (build_esrgan, {"size": 128, "batch": 16, "stage": "gan"},
                        "128x128 HR (paper), ESRGAN: G + RaGAN D with VGG conv5_4, batch 16"),
+    "lapgan-32": (build_lapgan, {"size": 32, "levels": 3, "level": 0, "batch": 64},
+                  "level 0 (16 -> 32): conv G_0 (ngf 64) + conv D_0 (ndf 64), Sec. 4 / authors' code, batch 64"),
+    "lapgan-16": (build_lapgan, {"size": 32, "levels": 3, "level": 1, "batch": 64},
+                  "level 1 (8 -> 16): conv G_1 (ngf 64) + conv D_1 (ndf 64), batch 64"),
+    "lapgan-8": (build_lapgan, {"size": 32, "levels": 3, "level": 2, "batch": 64},
+                 "level 2 (8x8): fully connected G_2 (1200) + D_2 (600), Sec. 4, batch 64"),
+    "lapgan": (build_lapgan, {"size": 32, "levels": 3, "level": None, "batch": 64},
+               "all three levels, one step each (a train.py step), batch 64"),
 }
 
 
