@@ -2,13 +2,13 @@
 
     python generate.py --checkpoint runs/lapgan-photos/checkpoints/last.pt              # 8x8 grid of 32x32 samples
     python generate.py --checkpoint ... --every-level levels/                           # + each level's images
-    python generate.py --checkpoint ... --coarse photo.png --n 16 --every-level lv/     # Fig. 4: from a given coarse image
+    python generate.py --checkpoint ... --coarse photo.png --n 16 --every-level lv/     # from a given coarse image
     python generate.py --checkpoint ... --coarse photo.png --start-size 16              # start one level finer
     python generate.py --checkpoint ... --label 3                                       # class-conditional runs
 
 With --coarse, the image is resized to the finest size, reduced by the pyramid's d(.) to
 --start-size (default: the coarsest level), and every sample refines that same image with its
-own noise: the samples differ only in what the finer levels add (the paper's Fig. 4).
+own noise: the samples differ only in what the finer levels add (the paper's conditional-sampling figure).
 --every-level DIR writes DIR/level_08.png, level_16.png, ... (each level's images at their own
 size, the same samples in the same places) and DIR/pyramid.png (one row per sample, one column
 per level, all shown at the finest size). Every network runs in eval mode (D's dropout is not
@@ -35,7 +35,7 @@ MODEL_NAME = "lapgan"
 
 def add_args(p) -> None:
     p.add_argument("--coarse", default=None, metavar="IMAGE",
-                   help="start the cascade from this image's pyramid level instead of G_K's samples (Fig. 4)")
+                   help="start the cascade from this image's pyramid level instead of G_K's samples (the paper's conditional sampling)")
     p.add_argument("--start-size", type=positive_int, default=None,
                    help="with --coarse: the level to start at, by its size (default: the coarsest level)")
     p.add_argument("--every-level", default=None, metavar="DIR",

@@ -3,7 +3,7 @@ layer for layer as in the authors' CIFAR-10 code (facebook/eyescream, cifar/scri
 
     level K (coarsest, 8x8):  G_K, D_K  fully connected, 2 hidden ReLU layers     (CoarseGenerator / CoarseDiscriminator)
     level k < K (16x16, 32x32): G_k  3 conv layers, D_k  2 conv layers + linear  (RefineGenerator / RefineDiscriminator)
-    the cascade (Sec. 3.2, Fig. 1): I~_K = G_K(z_K); I~_k = u(I~_{k+1}) + G_k(z_k, u(I~_{k+1}))  (LAPGANGenerator)
+    the cascade (Sec. 3, Fig. 1): I~_K = G_K(z_K); I~_k = u(I~_{k+1}) + G_k(z_k, u(I~_{k+1}))  (LAPGANGenerator)
 
 Every D returns a logit (the sigmoid lives in the loss). The class-conditional variant (Sec. 4,
 "class conditional") gives each network the one-hot label c as an extra input: concatenated to
@@ -130,7 +130,7 @@ class RefineDiscriminator(nn.Module):
 
 # ------------------------------------------------------------------- the cascade
 class LAPGANGenerator(nn.Module):
-    """The generative cascade (Sec. 3.2, Fig. 1): `levels[k]` is G_k, level 0 the finest.
+    """The generative cascade (Sec. 3, Fig. 1): `levels[k]` is G_k, level 0 the finest.
 
     `forward(latent)` takes one flat vector per sample (lapgan.utils.latents): z_K, then the noise
     plane of each refinement level coarse to fine, then (conditional variant) the class index as a
@@ -159,7 +159,7 @@ class LAPGANGenerator(nn.Module):
     def cascade(self, z: torch.Tensor | None, planes: list[torch.Tensor], labels: torch.Tensor | None = None,
                 start: torch.Tensor | None = None) -> list[torch.Tensor]:
         """[I~_K, ..., I~_0], coarse to fine. I~_K = G_K(z_K), or `start` (a given coarse image, the
-        paper's Fig. 4 conditional sampling) at the level whose size it has; then for each finer
+        paper's conditional sampling) at the level whose size it has; then for each finer
         level I~_k = l_k + G_k(z_k, l_k) with l_k = u(I~_{k+1}). `planes` holds the noise of each
         level still to run, coarse to fine (extra ones are ignored from the front)."""
         if start is None:

@@ -6,7 +6,7 @@
     python train.py --levels 1                       # a single-level GAN (the coarse network at full size)
 
 Every level k has its own G_k, D_k and optimizers and trains on its own level of the real
-images' pyramid (Sec. 3.2: "each level is trained independently"): the coarsest pair on the
+images' pyramid (Sec. 3: the levels are trained independently): the coarsest pair on the
 low-pass images I_K, each finer pair on the band-pass images h_k given l_k = u(I_{k+1}). One
 step here is one D update and one G update at every level, on the same minibatch of images.
 """
@@ -110,7 +110,7 @@ def generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
 def train_step(G, D, opt_g, opt_d, real: torch.Tensor, low: torch.Tensor | None, noise_d: torch.Tensor,
                noise_g: torch.Tensor, prec: cdev.Precision, labels: torch.Tensor | None = None,
                update_scale: bool = True) -> dict:
-    """One D_k update, then one G_k update with fresh noise, at one level (Sec. 3.2 / eq. 2).
+    """One D_k update, then one G_k update with fresh noise, at one level (Sec. 3, eq. 2).
 
     `real` is h_k (or I_K at the coarsest level, where `low` is None), `low` is l_k = u(I_{k+1}),
     `noise_*` is z_k: a 100-d vector at the coarsest level, one U[-1, 1] plane elsewhere."""

@@ -71,7 +71,7 @@ def reconstruct(pyramid: list[torch.Tensor]) -> torch.Tensor:
 
 def training_pairs(image: torch.Tensor, levels: int) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
     """What each level trains on, finest first: (h_k, l_k) with l_k = u(I_{k+1}) for the
-    refinement levels (Sec. 3.2: G_k learns h_k given l_k), and (I_K, None) for the coarsest."""
+    refinement levels (Sec. 3: G_k learns h_k given l_k), and (I_K, None) for the coarsest."""
     g = gaussian_pyramid(image, levels)
     pairs = []
     for k in range(levels - 1):
