@@ -1,4 +1,4 @@
-"""Sample from a trained LAPGAN, coarse to fine (Sec. 3.2, Fig. 1).
+"""Sample from a trained LAPGAN, coarse to fine (Sec. 3, Fig. 1).
 
     python generate.py --checkpoint runs/lapgan-photos/checkpoints/last.pt              # 8x8 grid of 32x32 samples
     python generate.py --checkpoint ... --every-level levels/                           # + each level's images
