@@ -70,6 +70,11 @@ def cascade_levels(G: LAPGANGenerator, options: dict, opt, device) -> list[torch
         size = opt.start_size or G.sizes[-1]
         if size not in G.sizes:
             raise UserError(f"--start-size {size}: this cascade's levels are {', '.join(map(str, G.sizes))}")
+        if size == G.sizes[0]:
+            coarser = ", ".join(map(str, G.sizes[1:]))
+            raise UserError(f"--coarse: starting at the finest level ({size}x{size}) leaves nothing to refine; "
+                            + (f"use --start-size {coarser.replace(', ', ' or ')}" if coarser
+                               else "this checkpoint has a single level, so it cannot start from an image"))
         start = start_image(opt.coarse, size, options["image_size"], options["channels"]).expand(opt.n, -1, -1, -1)
     elif opt.start_size is not None:
         raise UserError("--start-size needs --coarse IMAGE (the image to start from)")

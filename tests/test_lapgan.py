@@ -166,6 +166,10 @@ def test_bad_generate_input_gives_one_clear_line(tiny_run, tmp_path):
     with pytest.raises(Exception, match="not class-conditional"):
         lapgan_generate.main(lapgan_generate.parse_opt(["--checkpoint", str(ckpt), "--label", "1",
                                                         "--out", str(tmp_path / "b.png"), "--device", "cpu"]))
+    with pytest.raises(Exception, match="nothing to refine"):
+        lapgan_generate.main(lapgan_generate.parse_opt(["--checkpoint", str(ckpt), "--coarse", "x.png",
+                                                        "--start-size", "32", "--out", str(tmp_path / "d.png"),
+                                                        "--device", "cpu"]))
     with pytest.raises(Exception, match="levels are 32, 16, 8"):
         lapgan_generate.main(lapgan_generate.parse_opt(["--checkpoint", str(ckpt), "--coarse", "x.png",
                                                         "--start-size", "4", "--out", str(tmp_path / "c.png"),

@@ -194,7 +194,7 @@ def test_initialisation_follows_the_authors_code():
     assert abs(float(D.levels[-1].main[3].weight.detach().std()) - 0.005) < 1e-4
     assert float(G.levels[-1].main[0].bias.detach().abs().max()) == 0.0
     conv = G.levels[0].main[2]  # torch7's default: uniform on +-1/sqrt(fan_in)
-    assert float(conv.weight.abs().max()) <= (64 * 49) ** -0.5
+    assert float(conv.weight.detach().abs().max()) <= (64 * 49) ** -0.5
 
 
 # ------------------------------------------------------------- losses and schedule
