@@ -83,6 +83,25 @@ ENTRIES = {
                               args=["--stage", "gan", "--nf", "32", "--nb", "4", "--gc", "16", "--percep-weight", "0"],
                               note="RaGAN (5e-3) + L1 (1e-2) from esrgan-psnr, 128x128, batch 16, WITHOUT L_percep "
                                    "(no ImageNet VGG19 offline)"),
+    # coarse-to-fine entries on the embedded photo crops at 32x32 (real reference: photos 32x32)
+    "progan": dict(folder="progan", data="photos", size=32,
+                   args=["--max-resolution", "32", "--fmap-base", "1024", "--fmap-max", "128", "--phase-images",
+                         "6400", "--final-images", "100000000"],
+                   note="growing 4->32 (6,400 images per phase, then 32x32 to the end), widths 128 (fmap_base "
+                        "1024), paper losses and Adam, batch 16, EMA 0.999"),
+    "progan-no-growing": dict(folder="progan", data="photos", size=32,
+                              args=["--max-resolution", "32", "--start-resolution", "32", "--fmap-base", "1024",
+                                    "--fmap-max", "128", "--final-images", "100000000"],
+                              note="the same networks trained at 32x32 from the start (Table 1's baseline)"),
+    "lapgan": dict(folder="lapgan", data="photos", size=32,
+                   args=["--image-size", "32", "--optimizer", "adam", "--lr", "2e-4", "--batch-size", "64",
+                         "--levels", "3", "--ngf", "16", "--ndf", "16", "--coarse-hidden-g", "600",
+                         "--coarse-hidden-d", "300"],
+                   note="3 levels 8->16->32, 16 maps, 600/300 units at 8x8, Adam 2e-4, batch 64"),
+    "lapgan-single": dict(folder="lapgan", data="photos", size=32,
+                          args=["--image-size", "32", "--optimizer", "adam", "--lr", "2e-4", "--batch-size", "64",
+                                "--levels", "1", "--coarse-hidden-g", "176", "--coarse-hidden-d", "54"],
+                          note="one level at 32x32 with as many parameters (the paper's single-GAN comparison)"),
 }
 BEGIN, END = "<!-- quality.py: begin -->", "<!-- quality.py: end -->"
 
@@ -167,13 +186,13 @@ def zero_step_dcgan(opt, size: int = 32) -> dict:
             **machine(precision="fp32")}
 
 
-def real_reference(opt, size: int) -> dict:
+def real_reference(opt, size: int, data: str = "digits") -> dict:
     from common import metrics
-    from common.data import Digits
+    from common.data import build_dataset
 
     start = time.perf_counter()
-    report = metrics.Evaluator(Digits(size), "digits", n=opt.n, seed=opt.seed).real_vs_real()
-    return {"model": "real data (A vs B)", "data": f"digits {size}x{size}", "setting": "reference: the floor",
+    report = metrics.Evaluator(build_dataset(data, size, seed=opt.seed), data, n=opt.n, seed=opt.seed).real_vs_real()
+    return {"model": "real data (A vs B)", "data": f"{data} {size}x{size}", "setting": "reference: the floor",
             "budget": "-", "steps": "-", "train_s": 0.0, "eval_s": time.perf_counter() - start, **report,
             **machine(precision="-")}
 
@@ -332,8 +351,9 @@ def main(argv=None) -> list[dict]:
     opt = parse_opt(argv)
     names = opt.only or list(ENTRIES)
     unconditional = [n for n in names if not ENTRIES[n].get("paired")]
-    rows = [real_reference(opt, size) for size in sorted({ENTRIES[n]["size"] for n in unconditional})]
-    if not opt.no_zero_step and unconditional:
+    rows = [real_reference(opt, size, data)
+            for data, size in sorted({(ENTRIES[n]["data"], ENTRIES[n]["size"]) for n in unconditional})]
+    if not opt.no_zero_step and any(ENTRIES[n]["data"] == "digits" for n in unconditional):
         rows.append(zero_step_dcgan(opt))
     rows_path = Path(opt.rows) if opt.rows else Path(opt.results).with_name("quality_rows.json")
     text = section(merge_rows(rows_path, rows), opt, argv)

@@ -278,6 +278,35 @@ def build_lapgan(cfg, channels_last, device):
     return step
 
 
+def build_progan(cfg, channels_last, device):
+    """One step of progan/train.py at resolution cfg["size"], mid-fade (alpha 0.5: both paths of G
+    and D run, the dearest stage of a resolution): D on WGAN-GP + drift, then G, then the EMA;
+    Table 2's widths unless cfg["fmap_base"] / cfg["fmap_max"] say otherwise."""
+    from common.ema import EMA
+    from progan.model import Discriminator, Generator
+    from progan.train import discriminator_step, generator_step
+
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    base, top = cfg.get("fmap_base", 8192), cfg.get("fmap_max", 512)
+    G = Generator(cfg["size"], 512, 3, base, top).to(device, memory_format=fmt)
+    D = Discriminator(cfg["size"], 3, base, top).to(device, memory_format=fmt)
+    ema = EMA(G, 0.999)
+    for model in (G, D, ema.module):
+        model.set_stage(cfg["size"], 0.5 if cfg["size"] > 4 else 1.0)
+    opt_g = torch.optim.Adam(G.parameters(), 1e-3, betas=(0.0, 0.99), eps=1e-8)
+    opt_d = torch.optim.Adam(D.parameters(), 1e-3, betas=(0.0, 0.99), eps=1e-8)
+    real = (torch.rand(cfg["batch"], 3, cfg["size"], cfg["size"], device=device) * 2 - 1).contiguous(memory_format=fmt)
+
+    def step(prec):
+        z = torch.randn(cfg["batch"], 512, device=device)
+        losses = discriminator_step(G, D, opt_d, real, z, prec, 10.0, 1e-3)
+        losses.update(generator_step(G, D, opt_g, torch.randn(cfg["batch"], 512, device=device), prec))
+        ema.update(G)
+        return losses
+
+    return step
+
+
 CONFIGS = {  # name: (builder, config, description)
     "dcgan": (build_dcgan, {"size": 64, "ngf": 128, "batch": 128}, "64x64x3, ngf=ndf=128 (paper), batch 128"),
     "dcgan-demo": (build_dcgan, {"size": 32, "ngf": 32, "batch": 128}, "32x32x3, ngf=ndf=32 (demo), batch 128"),
@@ -317,6 +346,12 @@ CONFIGS = {  # name: (builder, config, description)
                         "128x128 HR (paper), RRDBNet (23 blocks) on L1, batch 16"),
     "esrgan-gan-128": (build_esrgan, {"size": 128, "batch": 16, "stage": "gan"},
                        "128x128 HR (paper), ESRGAN: G + RaGAN D with VGG conv5_4, batch 16"),
+    "progan-16": (build_progan, {"size": 16, "batch": 16}, "16x16 fading in, Table 2 widths (512), batch 16"),
+    "progan-64": (build_progan, {"size": 64, "batch": 16}, "64x64 fading in, Table 2 widths, batch 16"),
+    "progan-256": (build_progan, {"size": 256, "batch": 14}, "256x256 fading in, Table 2 widths, batch 14"),
+    "progan-1024": (build_progan, {"size": 1024, "batch": 3}, "1024x1024 fading in, Table 2 (23.1M each), batch 3"),
+    "progan-64-cpu": (build_progan, {"size": 64, "batch": 16, "fmap_base": 1024, "fmap_max": 128},
+                      "64x64 fading in, the CPU quality run's widths (fmap_base 1024, max 128), batch 16"),
     "lapgan-32": (build_lapgan, {"size": 32, "levels": 3, "level": 0, "batch": 64},
                   "level 0 (16 -> 32): conv G_0 (ngf 64) + conv D_0 (ndf 64), Sec. 4 / authors' code, batch 64"),
     "lapgan-16": (build_lapgan, {"size": 32, "levels": 3, "level": 1, "batch": 64},

@@ -50,6 +50,9 @@ def parse_opt(argv=None):
     g.add_argument("--max-resolution", type=int, default=None,
                    help="where growing stops, a power of two (default: 1024 for an image folder, the paper's "
                         "CelebA-HQ; 64 for the embedded photos; 32 for digits, MNIST and CIFAR-10)")
+    g.add_argument("--start-resolution", type=int, default=4,
+                   help="where growing starts (default 4, Sec. 3); equal to --max-resolution it trains the final "
+                        "network from the start without growing, Table 1's baseline")
     g.add_argument("--phase-images", type=positive_int, default=800_000,
                    help="real images shown per fade-in and per stabilising phase (default 800,000, Appendix A.1)")
     g.add_argument("--final-images", type=positive_int, default=None,
@@ -83,6 +86,9 @@ def parse_opt(argv=None):
         resolutions_up_to(opt.max_resolution)
     except ValueError:
         p.error(f"--max-resolution must be a power of two of at least 4 (4, 8, ..., 1024), not {opt.max_resolution}")
+    if opt.start_resolution not in resolutions_up_to(opt.max_resolution):
+        p.error(f"--start-resolution must be a power of two from 4 to --max-resolution ({opt.max_resolution}), "
+                f"not {opt.start_resolution}")
     if not 0.0 <= opt.ema_decay < 1.0:
         p.error(f"--ema-decay must be in [0, 1), not {opt.ema_decay}")
     return opt
@@ -147,7 +153,7 @@ def main(opt) -> Path:
     stream = ImageStream(dataset, opt.seed)
     batch_size = (lambda r: opt.batch_size) if opt.batch_size else paper_batch_size
     phases = growth_schedule(opt.max_resolution, opt.phase_images, final_images=opt.final_images,
-                             batch_size=batch_size)
+                             batch_size=batch_size, start_resolution=opt.start_resolution)
     if opt.batch_size is None and session.info.world_size > 1:
         raise UserError("under torchrun give --batch-size (per process): the paper's minibatches are totals")
 
@@ -168,7 +174,7 @@ def main(opt) -> Path:
 
     fixed_z = sample_z(GRID_SAMPLES, opt.nz, generator=torch.Generator().manual_seed(opt.seed), device=session.device)
     if session.is_main:
-        print(f"ProGAN 4x4 -> {opt.max_resolution}x{opt.max_resolution}x{opt.channels}: G {n_params(G)} / D "
+        print(f"ProGAN {opt.start_resolution}x{opt.start_resolution} -> {opt.max_resolution}x{opt.max_resolution}x{opt.channels}: G {n_params(G)} / D "
               f"{n_params(D)} parameters; {len(phases)} phases of {opt.phase_images:,} images; {session.prec}, "
               f"channels_last={session.channels_last}; {len(dataset)} images; steps {start_step}->{total}")
 

@@ -50,14 +50,18 @@ class Stage:
 
 
 def growth_schedule(max_resolution: int, phase_images: int, *, final_images: int | None = None,
-                    batch_size=paper_batch_size) -> list[Phase]:
+                    batch_size=paper_batch_size, start_resolution: int = 4) -> list[Phase]:
     """Sec. 3: 4x4 stabilises for `phase_images` real images; each later resolution fades in
     over `phase_images`, then stabilises for `phase_images` (`final_images` at the last one).
-    The paper shows 800k images per phase (Appendix A.1); `batch_size(r)` the minibatch."""
+    The paper shows 800k images per phase (Appendix A.1); `batch_size(r)` the minibatch.
+    `start_resolution` skips the coarser stages (the official lod_initial_resolution);
+    equal to `max_resolution`, it is Table 1's baseline without growing."""
+    if start_resolution > max_resolution:
+        raise ValueError(f"the start resolution {start_resolution} is above the final one {max_resolution}")
     phases, step, images = [], 0, 0
-    resolution = 4
+    resolution = start_resolution
     while resolution <= max_resolution:
-        for fade in ([False] if resolution == 4 else [True, False]):
+        for fade in ([False] if resolution == start_resolution else [True, False]):
             length = final_images if (resolution == max_resolution and not fade and final_images) else phase_images
             batch = batch_size(resolution)
             steps = max(1, math.ceil(length / batch))

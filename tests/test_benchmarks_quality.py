@@ -89,3 +89,15 @@ def test_super_resolution_entries_chain_their_stages_and_sit_beside_bicubic(tmp_
     assert "chelsea, china (whole), Y channel, 4-pixel border" in rows[0]["pairs"]
     text = results.read_text()
     assert "| srgan-gan-mse | photos 96x96 |" in text and "baseline: bicubic" in text
+
+
+def test_a_photo_entry_is_measured_against_real_photos_not_digits(tmp_path):
+    """progan trains on the embedded photo crops: its real-data reference row is photos at its size,
+    and the digits-only 0-step DCGAN row is left out."""
+    quality = load_quality()
+    rows = quality.main(["--only", "progan", "--budget-minutes", "0.02", "--n", "64",
+                         "--runs", str(tmp_path / "runs"), "--results", str(tmp_path / "RESULTS.md")])
+    reference, trained = rows
+    assert (reference["model"], reference["data"]) == ("real data (A vs B)", "photos 32x32")
+    assert trained["model"] == "progan" and trained["data"] == "photos 32x32" and trained["steps"] >= 1
+    assert reference["n"] == trained["n"] == 64 and "swd" in trained

@@ -59,6 +59,9 @@ def test_growth_schedule_phases_alpha_and_images():
     assert stage_at(phases, 31).images_seen == 300 and stage_at(phases, 32).images_seen == 308
     with pytest.raises(ValueError):
         stage_at(phases, 57)
+    # Table 1's baseline: the final resolution from the start, one phase
+    flat = growth_schedule(16, 100, final_images=1000, batch_size=lambda r: 10, start_resolution=16)
+    assert [(p.resolution, p.fade, p.steps) for p in flat] == [(16, False, 100)]
     # the paper: 800k per phase, 16 per batch up to 128, then 14 / 6 / 3
     paper = growth_schedule(1024, 800_000)
     assert len(paper) == 17 and paper[-1].batch_size == 3 and paper[-1].steps == 266_667
