@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 
 from common.data import build_dataset as _build
 from common.data import list_images
 from common.errors import DataError
+from progan.utils import reals_at_stage
 
 # the largest final resolution each built-in dataset supports without making up detail:
 # the native size rounded up to a power of two (MNIST's 28 -> 32); the embedded photo crops
@@ -76,3 +78,29 @@ class ImageStream:
         size = len(self.dataset)
         picks = [int(self.order(p // size)[p % size]) for p in range(position, position + n)]
         return torch.stack([self.dataset[i][0] for i in picks])
+
+
+# the metrics need at least 16x16 (the features' convolutions, SWD's coarsest pyramid level)
+MIN_MEASURED = 16
+
+
+def for_measuring(images: torch.Tensor) -> torch.Tensor:
+    """Images below MIN_MEASURED enlarged to it by pixel repetition (nearest), generated and
+    real alike, so an early stage (4x4, 8x8) can be measured too; others unchanged."""
+    factor = MIN_MEASURED // images.shape[-1]
+    return torch.nn.functional.interpolate(images, scale_factor=factor, mode="nearest") if factor > 1 else images
+
+
+class AtStage(Dataset):
+    """The training images at a stage, as measured: reals_at_stage of each item, for_measuring."""
+
+    def __init__(self, dataset, resolution: int, alpha: float):
+        self.dataset, self.resolution, self.alpha = dataset, resolution, alpha
+        self.channels = getattr(dataset, "channels", 3)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        image, label = self.dataset[i]
+        return for_measuring(reals_at_stage(image.unsqueeze(0), self.resolution, self.alpha))[0], label

@@ -6,7 +6,8 @@ Odena et al.'s diversity measure), and FID / KID with the project's offline feat
     python evaluate.py --checkpoint ... --features inception        # standard FID (weights file)
 
 The real images are the run's training data seen as the network sees them at the stage the
-checkpoint reached: averaged down to its resolution (and, mid-fade, blended as in training).
+checkpoint reached: averaged down to its resolution (and, mid-fade, blended as in training);
+below 16x16, where the features and SWD are not defined, both sets are enlarged to 16x16.
 --real adds real half A against half B, the floor a perfect model reaches at this n.
 """
 import sys
@@ -15,30 +16,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd progan && python evaluate.py` works
 
 import torch
-from torch.utils.data import Dataset
 
 from common import inference, metrics
 from common.checkpoint import load_for_inference
-from progan.dataset import build_dataset
+from progan.dataset import AtStage, build_dataset, for_measuring
 from progan.model import build_generator
-from progan.utils import latents, reals_at_stage
+from progan.utils import latents
 
 MODEL_NAME = "progan"
-
-
-class AtStage(Dataset):
-    """The training images at a stage: reals_at_stage of each item."""
-
-    def __init__(self, dataset, resolution: int, alpha: float):
-        self.dataset, self.resolution, self.alpha = dataset, resolution, alpha
-        self.channels = getattr(dataset, "channels", 3)
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, i):
-        image, label = self.dataset[i]
-        return reals_at_stage(image.unsqueeze(0), self.resolution, self.alpha)[0], label
 
 
 def parse_opt(argv=None):
@@ -57,8 +42,9 @@ def main(opt) -> list[dict]:
     data = AtStage(build_dataset(inference.stored_data(options, opt.data_root)), G.resolution, G.alpha)
     reference = inference.evaluator(opt, data, options, device)
     z = latents(options, reference.n, torch.Generator().manual_seed(opt.seed))
-    records = inference.evaluation_records(opt, payload, reference, metrics.generate(G, z, device), MODEL_NAME,
-                                           resolution=G.resolution, alpha=G.alpha)
+    images = for_measuring(metrics.generate(G, z, device))
+    records = inference.evaluation_records(opt, payload, reference, images, MODEL_NAME, resolution=G.resolution,
+                                           alpha=G.alpha)
     metrics.report_records(records, opt.checkpoint, opt.jsonl)
     return records
 

@@ -33,11 +33,12 @@ from common.cli import add_common_args, non_negative_float, positive_float, posi
 from common.ema import EMA
 from common.errors import UserError, run_main
 from common.loop import TrainLoop, n_params, setup
+from common import metrics as cmetrics
 from common.metrics import generate
 from common.penalty import gradient_penalty
-from progan.dataset import ImageStream, build_dataset, default_resolution
+from progan.dataset import AtStage, ImageStream, build_dataset, default_resolution, for_measuring
 from progan.model import Discriminator, Generator, resolutions_up_to
-from progan.utils import growth_schedule, paper_batch_size, reals_at_stage, sample_z, stage_at, total_steps
+from progan.utils import growth_schedule, latents, paper_batch_size, reals_at_stage, sample_z, stage_at, total_steps
 
 MODEL_NAME = "progan"
 ARCH_OPTIONS = ("max_resolution", "nz", "fmap_base", "fmap_max", "channels", "mbstd_group")
@@ -145,6 +146,28 @@ def restart_adam(*optimizers) -> None:
         optimizer.state.clear()
 
 
+def stage_evaluation(opt, session, dataset, ema: EMA):
+    """--eval-every's measurement (evaluate.py's, on rank 0): the EMA generator's samples against
+    the real images averaged down to its current resolution (one reference per resolution, built
+    when first reached; below 16x16 both enlarged to it, progan.dataset.for_measuring), with
+    latents of their own so that evaluating never moves the run's random stream."""
+    if opt.eval_every <= 0 or not session.is_main:
+        return None
+    evaluators = {}
+
+    def evaluate() -> dict:
+        G = ema.module
+        if G.resolution not in evaluators:
+            evaluators[G.resolution] = cmetrics.Evaluator(AtStage(dataset, G.resolution, 1.0), opt.data,
+                                                          n=opt.eval_n, device=session.device)
+        evaluator = evaluators[G.resolution]
+        z = latents(vars(opt), evaluator.n, torch.Generator().manual_seed(opt.seed + 1))
+        images = for_measuring(generate(G, z, session.device))
+        return {**evaluator(images), "resolution": G.resolution, "alpha": G.alpha}
+
+    return evaluate
+
+
 def main(opt) -> Path:
     session = setup(opt, MODEL_NAME)
 
@@ -174,12 +197,14 @@ def main(opt) -> Path:
 
     fixed_z = sample_z(GRID_SAMPLES, opt.nz, generator=torch.Generator().manual_seed(opt.seed), device=session.device)
     if session.is_main:
-        print(f"ProGAN {opt.start_resolution}x{opt.start_resolution} -> {opt.max_resolution}x{opt.max_resolution}x{opt.channels}: G {n_params(G)} / D "
+        start, top = opt.start_resolution, opt.max_resolution
+        print(f"ProGAN {start}x{start} -> {top}x{top}x{opt.channels}: G {n_params(G)} / D "
               f"{n_params(D)} parameters; {len(phases)} phases of {opt.phase_images:,} images; {session.prec}, "
               f"channels_last={session.channels_last}; {len(dataset)} images; steps {start_step}->{total}")
 
     loop = TrainLoop(opt, session, run, ckpt, total=total, start_step=start_step,
-                     sample=lambda: generate(ema.module, fixed_z, session.device), grid_columns=4)
+                     sample=lambda: generate(ema.module, fixed_z, session.device), grid_columns=4,
+                     evaluate=stage_evaluation(opt, session, dataset, ema))  # --eval-every
     world, rank = session.info.world_size, session.info.rank
     for step in loop.steps():
         stage = stage_at(phases, step)

@@ -131,7 +131,8 @@ def test_bf16_step_is_finite():
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("progan") / "run"
-    proc = run_script("progan", "train", *TINY, "--sample-every", "4", "--out", out)
+    proc = run_script("progan", "train", *TINY, "--sample-every", "4", "--eval-every", "4", "--eval-n", "32",
+                      "--out", out)
     assert proc.returncode == 0, proc.stderr
     return out, proc
 
@@ -148,13 +149,18 @@ def test_train_script_grows_to_the_final_resolution(tiny_run):
     grids = sorted(p.name for p in (out / "samples").glob("*.png"))
     for tag in ("4x4_0000002", "8x8-fade_0000004", "8x8_0000006", "16x16-fade_0000008", "16x16_0000010"):
         assert f"{tag}.png" in grids  # a grid per phase
-    with Image.open(out / "samples" / "16x16_0000010.png") as im, Image.open(out / "samples" / "4x4_0000002.png") as small:
-        assert im.size[0] > small.size[0]
+    with Image.open(out / "samples" / "16x16_0000010.png") as big:
+        with Image.open(out / "samples" / "4x4_0000002.png") as small:
+            assert big.size[0] > small.size[0]
     acc = EventAccumulator(str(out))
     acc.Reload()
     assert [e.value for e in acc.Scalars("train/resolution")] == [4, 4, 8, 8, 8, 8, 16, 16, 16, 16]
     assert [e.value for e in acc.Scalars("train/alpha")][2:4] == [0.0, 0.5]
     assert {"train/loss_d", "train/gp", "train/loss_g", "train/kimg"} <= set(acc.Tags()["scalars"])
+    # --eval-every 4: steps 4 (8x8 fade, alpha 0.5), 8 (16x16 fade) and 10 (the end); 8x8 is enlarged to 16x16
+    evals = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()][:3]
+    assert [(r["step"], r["resolution"], r["alpha"]) for r in evals] == [(4, 8, 0.5), (8, 16, 0.5), (10, 16, 1.0)]
+    assert all(r["n"] == 32 and "swd" in r for r in evals)
 
 
 def test_generate_and_evaluate_the_checkpoint(tiny_run, tmp_path):
