@@ -206,7 +206,8 @@ def main(opt) -> Path:
                                level_noise(opt, sizes[k], coarsest, n, session.device),
                                session.prec, labels, update_scale=coarsest)  # the scale: once per step
             losses.update({f"loss_d_{names[k]}": stats["loss_d"], f"loss_g_{names[k]}": stats["loss_g"]})
-            log.update({f"D(x)_{names[k]}": float(stats["D(x)"]), f"D(G(z))_{names[k]}": float(stats["D(G(z))"])})
+            if step % opt.log_every == 0:  # float() waits for the device: only on the steps that log it
+                log.update({f"D(x)_{names[k]}": float(stats["D(x)"]), f"D(G(z))_{names[k]}": float(stats["D(G(z))"])})
         loop.after_step(step, epoch, losses, log)
     return loop.finish()
 
