@@ -1,7 +1,7 @@
 """Paired data for pix2pix: the official aligned layout, two A/ and B/ folders, and two
 embedded tasks made from the bundled photos (offline).
 
-Every item is (input, target) in [-1, 1], 3 x S x S, after the paper's random jitter
+Every item is (input, target) in [-1, 1], C x S x S, after the paper's random jitter
 (Sec. 6.2: resize to 286, random 256 crop, random mirror) applied identically to both
 images (common.image2image.jitter with additional_targets). `--direction BtoA` swaps the
 roles of A and B.
@@ -10,7 +10,8 @@ roles of A and B.
     by side, so its width is twice its height.
   * folders: <root>/A/ and <root>/B/ (optionally <root>/A/<phase>/ and <root>/B/<phase>/) with
     the same file names; each A file must have its B partner and the reverse.
-  * embedded: `colorize` (A = the photo's grey copy, B = the photo) and `edges2photo`
+  * embedded: `colorize` (A = the photo's CIE Lab lightness L, B = its colour channels ab, as
+    the paper's colourisation and the official code's colorization mode pose it) and `edges2photo`
     (A = Canny edges of the photo, black on white as in edges2shoes, B = the photo), from
     crops of the bundled photos except common.image2image.HELD_OUT_PHOTOS, which give the
     held-out evaluation pairs.
@@ -28,6 +29,7 @@ from common.data import bundled_photos, BUNDLED_PHOTOS
 from common.errors import DataError
 
 EMBEDDED = ("colorize", "edges2photo")
+CHANNELS = {"colorize": (1, 2)}  # (G's input, G's output) channels where not (3, 3): L in, ab out
 
 
 # --------------------------------------------------------------- embedded tasks
@@ -46,7 +48,52 @@ def edges(photo: np.ndarray, sigma: float = 2.0) -> np.ndarray:
     return np.repeat(np.where(lines, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
 
 
-MAKE_INPUT = {"colorize": grey, "edges2photo": edges}
+MAKE_INPUT = {"edges2photo": edges}  # colorize: lab_pair below
+
+
+# ------------------------------------------------- colourisation in CIE Lab
+# The paper's colourisation (Sec. 4.5, after Zhang et al. 2016) predicts a photo's colour
+# from its lightness: the input is the L channel of CIE Lab, the output the two colour
+# channels ab, and the shown image is L with the predicted ab. The official code scales L
+# (0..100) and ab (about -110..110) to [-1, 1] as L / 50 - 1 and ab / 110; so do we.
+def lab_pair(photo: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L, ab) of an RGB uint8 photo: 1 x H x W and 2 x H x W tensors in [-1, 1]."""
+    from skimage.color import rgb2lab
+
+    lab = torch.from_numpy(rgb2lab(photo).astype(np.float32)).permute(2, 0, 1)
+    return lab[:1] / 50.0 - 1.0, lab[1:] / 110.0
+
+
+def lab_to_rgb(lightness: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
+    """RGB in [-1, 1] (N x 3 x H x W) from L and ab in [-1, 1] (N x 1 and N x 2 x H x W); colours
+    outside the RGB gamut are clipped (skimage.color.lab2rgb)."""
+    import warnings
+
+    from skimage.color import lab2rgb
+
+    lab = torch.cat([(lightness.float().cpu() + 1.0) * 50.0, ab.float().cpu() * 110.0], dim=1)
+    with warnings.catch_warnings():  # the clipping warning of out-of-gamut colours
+        warnings.simplefilter("ignore")
+        rgb = np.stack([lab2rgb(x) for x in lab.double().permute(0, 2, 3, 1).numpy()])
+    return torch.from_numpy(rgb).float().permute(0, 3, 1, 2) * 2.0 - 1.0
+
+
+def as_images(data: str, inputs: torch.Tensor, outputs: torch.Tensor,
+              targets: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+    """(inputs, outputs[, targets]) as RGB images in [-1, 1], the form that is shown and measured.
+    For colorize the input L is shown as its grey image (L with ab = 0: the trivial baseline),
+    outputs and targets as L with their ab; every other task's tensors are images already."""
+    if data != "colorize":
+        return (inputs, outputs) + ((targets,) if targets is not None else ())
+    shown = [lab_to_rgb(inputs, torch.zeros_like(outputs)), lab_to_rgb(inputs, outputs)]
+    return tuple(shown + ([lab_to_rgb(inputs, targets)] if targets is not None else []))
+
+
+def embedded_pair(task: str, photo: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """(A, B) of an embedded task made from one photo: (L, ab) for colorize, (edges, photo) else."""
+    if task == "colorize":
+        return lab_pair(photo)
+    return i2i.to_tensor(MAKE_INPUT[task](photo)), i2i.to_tensor(photo)
 
 
 def square_region(photo: np.ndarray, rng: np.random.Generator, smallest: float) -> np.ndarray:
@@ -70,8 +117,9 @@ class EmbeddedPairs(Dataset):
                  length: int = 400, direction: str = "AtoB", seed: int = 0):
         self.task, self.length, self.direction, self.seed = task, length, direction, seed
         self.photos = list(bundled_photos([n for n in BUNDLED_PHOTOS if n not in i2i.HELD_OUT_PHOTOS]).values())
+        if task == "colorize" and direction != "AtoB":
+            raise DataError("--data colorize predicts colour from lightness (L -> ab); --direction BtoA does not apply")
         self.transform = i2i.jitter(load_size, crop_size, flip=flip)
-        self.channels = 3
 
     def __len__(self) -> int:
         return self.length
@@ -82,7 +130,7 @@ class EmbeddedPairs(Dataset):
         photo = self.photos[int(rng.integers(len(self.photos)))]
         region = square_region(photo, rng, smallest=0.4)
         b = i2i.augment(self.transform, i2i.item_seed(self.seed, epoch, index), region)["image"]
-        return oriented(i2i.to_tensor(MAKE_INPUT[self.task](b)), i2i.to_tensor(b), self.direction)
+        return oriented(*embedded_pair(self.task, b), self.direction)
 
 
 def held_out_pairs(task: str, size: int, n: int = 16, direction: str = "AtoB") -> tuple[torch.Tensor, torch.Tensor]:
@@ -94,7 +142,7 @@ def held_out_pairs(task: str, size: int, n: int = 16, direction: str = "AtoB") -
     for i in range(n):
         rng = np.random.default_rng([12345, i])
         b = transform(image=square_region(photos[i % len(photos)], rng, smallest=0.5))["image"]
-        a, b = oriented(i2i.to_tensor(MAKE_INPUT[task](b)), i2i.to_tensor(b), direction)
+        a, b = oriented(*embedded_pair(task, b), direction)
         inputs.append(a)
         targets.append(b)
     return torch.stack(inputs), torch.stack(targets)

@@ -1,5 +1,5 @@
 """Measure a trained pix2pix generator against its targets: L1, PSNR and SSIM of G(A) vs B,
-beside the trivial baseline, the input itself (for colourisation: its grey copy).
+beside the trivial baseline, the input itself (for colourisation: its grey image, L with no colour).
 
     python evaluate.py --checkpoint runs/pix2pix-colorize/checkpoints/last.pt
     python evaluate.py --checkpoint ... --phase val --n 100          # a folder dataset's val/ split
@@ -8,7 +8,8 @@ The pairs are the embedded task's held-out crops (whole photos never seen in tra
 common.image2image.HELD_OUT_PHOTOS) or a folder's test/ (else val/) split, resized to the
 training crop size without jitter. G runs in the paper's test mode (dropout on, each
 image's own BatchNorm statistics; Sec. 6.1) unless --eval-mode. L1 is on [-1, 1] (the
-training loss's scale), PSNR and SSIM on [0, 1]. Results are printed and appended as JSON
+training loss's scale), PSNR and SSIM on [0, 1], all on RGB images (colourisation: L with
+the predicted ab, against L with the true ab). Results are printed and appended as JSON
 lines to <run>/metrics.jsonl (or --jsonl); --rows writes input | output | target rows.
 """
 import sys
@@ -26,7 +27,7 @@ from common.checkpoint import load_for_inference
 from common.cli import positive_int
 from common.device import pick_device
 from common.run import save_grid
-from pix2pix.dataset import evaluation_pairs
+from pix2pix.dataset import as_images, evaluation_pairs
 from pix2pix.model import build_generator
 from pix2pix.utils import run_generator
 
@@ -55,6 +56,7 @@ def main(opt) -> list[dict]:
     data_opt = SimpleNamespace(**{**options, "data": opt.data or options["data"]})
     inputs, targets, what = evaluation_pairs(data_opt, opt.n, opt.phase)
     outputs = run_generator(G, inputs, device, eval_mode=opt.eval_mode, seed=opt.seed)
+    inputs, outputs, targets = as_images(data_opt.data, inputs, outputs, targets)  # RGB, as measured and shown
     common = {"model": MODEL_NAME, "checkpoint": str(opt.checkpoint), "step": payload.get("step"),
               "data": data_opt.data, "direction": options["direction"], "pairs": what,
               "mode": "eval" if opt.eval_mode else "paper test mode"}

@@ -10,8 +10,9 @@ each image's own statistics (its noise, seeded by --seed); --eval-mode uses Batc
 running averages and no dropout instead. Any image size works: it is padded by mirroring
 to a multiple of the U-Net's total stride (256 for the 8-downsampling G) and cropped back.
 For a model trained on an embedded task the inputs are photos and G's input is made from
-them as in training (their grey copy for colorize, their edges for edges2photo), unless
---as-is; a grey or RGBA file is converted to RGB (and said so).
+them as in training: their Lab lightness for colorize (the output is that lightness with
+G's colours), their edges for edges2photo unless --as-is; a grey or RGBA file is converted
+to RGB (and said so).
 """
 import sys
 from pathlib import Path
@@ -29,7 +30,7 @@ from common.checkpoint import load_for_inference
 from common.cli import positive_int
 from common.device import pick_device
 from common.run import save_grid
-from pix2pix.dataset import EMBEDDED, MAKE_INPUT, evaluation_pairs
+from pix2pix.dataset import EMBEDDED, MAKE_INPUT, as_images, evaluation_pairs, lab_pair, lab_to_rgb
 from pix2pix.model import build_generator, num_downs
 from pix2pix.utils import run_generator
 
@@ -50,17 +51,25 @@ def parse_opt(argv=None):
     p.add_argument("--eval-mode", action="store_true",
                    help="BatchNorm running averages and no dropout (default: the paper's test mode, Sec. 6.1)")
     p.add_argument("--as-is", action="store_true",
-                   help="feed the files to G unchanged, even for a model of an embedded task")
+                   help="feed the files to G unchanged, even for a model of edges2photo (a colorize model "
+                        "always reads the files' lightness)")
     p.add_argument("--seed", type=int, default=0, help="seed of the dropout noise (default 0)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default auto)")
     return p.parse_args(argv)
 
 
-def model_input(image, options: dict, as_is: bool):
-    """What G was trained to read: for the embedded tasks, the grey copy or the edges of a photo."""
+def model_input(image, options: dict, as_is: bool) -> torch.Tensor:
+    """What G was trained to read: for the embedded tasks, the Lab lightness or the edges of a photo."""
+    if options["data"] == "colorize":
+        return lab_pair(image)[0]
     if options["data"] in EMBEDDED and not as_is and options.get("direction", "AtoB") == "AtoB":
-        return MAKE_INPUT[options["data"]](image)
-    return image
+        return i2i.to_tensor(MAKE_INPUT[options["data"]](image))
+    return i2i.to_tensor(image)
+
+
+def shown_output(x: torch.Tensor, y: torch.Tensor, options: dict) -> torch.Tensor:
+    """G's output as an RGB image: for colorize, the input's lightness with G's colours."""
+    return lab_to_rgb(x[None], y[None])[0] if options["data"] == "colorize" else y
 
 
 def translate_files(G, options: dict, opt, device) -> Path:
@@ -71,15 +80,18 @@ def translate_files(G, options: dict, opt, device) -> Path:
     note = i2i.conversion_note(files, opt.input)
     if note:
         print(note)
-    if options["data"] in EMBEDDED and not opt.as_is and options.get("direction", "AtoB") == "AtoB":
+    if options["data"] == "colorize":
+        print("this G was trained on the embedded task 'colorize': it reads the photos' Lab lightness (their "
+              "grey copies) and gives them colour")
+    elif options["data"] in EMBEDDED and not opt.as_is and options.get("direction", "AtoB") == "AtoB":
         print(f"this G was trained on the embedded task {options['data']!r}: its inputs are made from the photos "
-              f"({'their grey copies' if options['data'] == 'colorize' else 'their Canny edges'}); --as-is to skip")
+              f"(their Canny edges); --as-is to skip")
     multiple = 2 ** num_downs(options["image_size"])
     for f in files:
-        x = i2i.to_tensor(model_input(i2i.read_rgb(f), options, opt.as_is))
+        x = model_input(i2i.read_rgb(f), options, opt.as_is)
         y = run_generator(G, i2i.pad_to_multiple(x.unsqueeze(0), multiple)[0], device,
-                          eval_mode=opt.eval_mode, seed=opt.seed)[..., :x.shape[1], :x.shape[2]]
-        i2i.save_image(y[0], i2i.output_path(f, None if single else Path(opt.input), out))
+                          eval_mode=opt.eval_mode, seed=opt.seed)[0, :, :x.shape[1], :x.shape[2]]
+        i2i.save_image(shown_output(x, y, options), i2i.output_path(f, None if single else Path(opt.input), out))
     print(f"wrote {len(files)} image(s) to {out}")
     return out
 
@@ -90,7 +102,7 @@ def evaluation_rows(G, options: dict, opt, device) -> Path:
     outputs = run_generator(G, inputs, device, eval_mode=opt.eval_mode, seed=opt.seed)
     out = Path(opt.out or ROWS_NAME)
     out = out / ROWS_NAME if out.is_dir() or not out.suffix else out
-    save_grid(i2i.input_output_target_rows(inputs, outputs, targets), out, nrow=3)
+    save_grid(i2i.input_output_target_rows(*as_images(options["data"], inputs, outputs, targets)), out, nrow=3)
     print(f"wrote {out}: rows input | output | target, {what}")
     return out
 

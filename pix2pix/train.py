@@ -29,12 +29,12 @@ from common.cli import add_common_args, non_negative_float, positive_int, set_he
 from common.errors import DataError, run_main
 from common.loop import TrainLoop, n_params, setup
 from common.schedule import LinearDecay
-from pix2pix.dataset import EMBEDDED, build_dataset, evaluation_pairs
+from pix2pix.dataset import CHANNELS, EMBEDDED, as_images, build_dataset, evaluation_pairs
 from pix2pix.model import NET_D, NET_G, build_discriminator, build_generator, init_weights, num_downs
 from pix2pix.utils import run_generator
 
 MODEL_NAME = "pix2pix"
-ARCH_OPTIONS = ("netG", "netD", "ngf", "ndf", "image_size")  # decide tensor shapes (generate.py rebuilds G)
+ARCH_OPTIONS = ("netG", "netD", "ngf", "ndf", "image_size", "input_channels", "output_channels")  # decide tensor shapes (generate.py rebuilds G)
 
 
 def parse_opt(argv=None):
@@ -87,6 +87,9 @@ def parse_opt(argv=None):
         num_downs(opt.image_size)
     except ValueError as exc:
         p.error(f"--image-size: {exc}")
+    if opt.data == "colorize" and opt.direction != "AtoB":
+        p.error("--data colorize predicts colour from lightness (L -> ab); --direction BtoA does not apply")
+    opt.input_channels, opt.output_channels = CHANNELS.get(opt.data, (3, 3))  # colorize: L in, ab out
     return opt
 
 
@@ -188,12 +191,13 @@ def main(opt) -> Path:
 
     def sample() -> torch.Tensor:  # rows input | output | target, G as at test time (generate.py's default)
         out = run_generator(G, sample_x, session.device, seed=opt.seed)
-        return i2i.input_output_target_rows(sample_x, out, sample_y)
+        return i2i.input_output_target_rows(*as_images(opt.data, sample_x, out, sample_y))
 
     evaluate = None
     if opt.eval_every > 0 and session.is_main:  # --eval-every: evaluate.py's measure, on pairs read once now
         eval_x, eval_y, _ = evaluation_pairs(opt, opt.eval_n or 16)
-        evaluate = lambda: i2i.paired_report(run_generator(G, eval_x, session.device, seed=opt.seed), eval_y)  # noqa: E731
+        evaluate = lambda: i2i.paired_report(*as_images(  # noqa: E731
+            opt.data, eval_x, run_generator(G, eval_x, session.device, seed=opt.seed), eval_y)[1:])
     loop = TrainLoop(opt, session, run, ckpt, total=total, start_step=start_step, sample=sample, grid_columns=3,
                      evaluate=evaluate)
     for step, epoch, (x, y) in loop.over(loader):

@@ -13,7 +13,10 @@ from PIL import Image
 from common.checkpoint import load_file
 from common.device import Precision
 from pix2pix import train as p2p_train
-from pix2pix.dataset import EmbeddedPairs, PairedFolder, edges, grey, held_out_pairs
+from common import image2image as i2i
+from common.errors import DataError
+from pix2pix.dataset import (EmbeddedPairs, PairedFolder, as_images, edges, held_out_pairs, lab_pair,
+                              lab_to_rgb)
 from pix2pix.model import (NET_D, PatchDiscriminator, PixelDiscriminator, UNetGenerator, build_discriminator,
                            init_weights)
 from pix2pix.utils import paper_test_mode, run_generator
@@ -181,19 +184,37 @@ def test_paper_test_mode_keeps_running_stats_and_the_rng():
 
 # ---------------------------------------------------------------------- data
 def test_embedded_pairs_are_aligned_keyed_and_held_out():
-    ds = EmbeddedPairs("colorize", load_size=72, crop_size=64, length=4)
+    ds = EmbeddedPairs("edges2photo", load_size=72, crop_size=64, length=4)
     x, y = ds[(1, 0)]
     assert x.shape == y.shape == (3, 64, 64)
-    assert torch.equal(x[0], x[1]) and torch.equal(x[1], x[2])  # grey input
+    assert set(x.unique().tolist()) <= {-1.0, 1.0}  # black lines on white
     y01 = ((y + 1) * 127.5).round().permute(1, 2, 0).byte().numpy()
-    assert np.abs(grey(y01).astype(int) - ((x + 1) * 127.5).round().permute(1, 2, 0).numpy()).max() <= 1
+    assert torch.equal(i2i.to_tensor(edges(y01)), x)  # the input is made from the jittered target
     assert torch.equal(ds[(1, 0)][1], y) and not torch.equal(ds[(1, 1)][1], y)  # same key same crop; new epoch new
-    edge_input, _ = EmbeddedPairs("edges2photo", load_size=72, crop_size=64, length=4)[(0, 0)]
-    assert set(edge_input.unique().tolist()) <= {-1.0, 1.0}
-    a, b = held_out_pairs("colorize", 32, n=4)
+    a, b = held_out_pairs("edges2photo", 32, n=4)
     assert a.shape == b.shape == (4, 3, 32, 32)
-    x2, y2 = EmbeddedPairs("colorize", length=2, direction="BtoA", load_size=72, crop_size=64)[(1, 0)]
+    x2, y2 = EmbeddedPairs("edges2photo", length=4, direction="BtoA", load_size=72, crop_size=64)[(1, 0)]
     assert torch.equal(x2, y) and torch.equal(y2, x)
+
+
+def test_colorize_is_lightness_to_ab_in_lab_as_the_official_code():
+    """The paper's colourisation (Sec. 4.5): L of CIE Lab in, ab out, scaled L / 50 - 1 and ab / 110."""
+    ds = EmbeddedPairs("colorize", load_size=72, crop_size=64, length=4)
+    lightness, ab = ds[(1, 0)]
+    assert lightness.shape == (1, 64, 64) and ab.shape == (2, 64, 64)
+    assert lightness.min() >= -1 and lightness.max() <= 1 and ab.abs().max() <= 1
+    rgb = lab_to_rgb(lightness[None], ab[None])[0]  # back to the photo: the pair is lossless
+    photo = ((rgb + 1) * 127.5).round().clamp(0, 255).byte().permute(1, 2, 0).numpy()
+    l2, ab2 = lab_pair(photo)
+    assert (l2 - lightness).abs().max() < 0.02 and (ab2 - ab).abs().max() < 0.02
+    grey_rgb = lab_to_rgb(lightness[None], torch.zeros_like(ab)[None])[0]  # the baseline: L with no colour
+    assert (grey_rgb[0] - grey_rgb[1]).abs().max() < 1e-3 and (grey_rgb[1] - grey_rgb[2]).abs().max() < 1e-3
+    shown = as_images("colorize", lightness[None], ab[None], ab[None])
+    assert [t.shape[1] for t in shown] == [3, 3, 3] and torch.allclose(shown[1], shown[2])
+    a, b = held_out_pairs("colorize", 32, n=4)
+    assert a.shape == (4, 1, 32, 32) and b.shape == (4, 2, 32, 32)
+    with pytest.raises(DataError, match="BtoA"):
+        EmbeddedPairs("colorize", length=2, direction="BtoA")
 
 
 def test_edges_are_black_lines_on_white():
@@ -245,7 +266,7 @@ def test_train_end_to_end_writes_checkpoint_rows_events_and_schedules(tmp_path):
     out = tmp_path / "run"
     proc = run_script("pix2pix", "train", *TINY, "--max-steps", "3", "--out", out, "--sample-every", "2")
     assert proc.returncode == 0, proc.stderr
-    g, d = UNetGenerator(ngf=8, image_size=32), PatchDiscriminator(6, 8)  # 32x32: a 5-down U-Net
+    g, d = UNetGenerator(1, 2, ngf=8, image_size=32), PatchDiscriminator(3, 8)  # 32x32, L -> ab: a 5-down U-Net
     assert f"G {n_params(g):,} / D {n_params(d):,} parameters" in proc.stdout
     payload = load_file(out / "checkpoints/last.pt")
     assert payload["step"] == 3 and set(payload["models"]) == {"G", "D"}
@@ -315,7 +336,7 @@ def test_generate_rows_files_and_folders_of_any_size(tiny_run, tmp_path):
     proc = run_script("pix2pix", "generate", "--checkpoint", ckpt, "--input", tmp_path / "in", "--out",
                       tmp_path / "out", "--device", "cpu")
     assert proc.returncode == 0, proc.stderr
-    assert "1 of 2 images" in proc.stdout and "grey copies" in proc.stdout
+    assert "1 of 2 images" in proc.stdout and "lightness" in proc.stdout
     assert Image.open(tmp_path / "out/odd.png").size == (70, 45)
     assert Image.open(tmp_path / "out/sub/tiny_grey.png").size == (9, 5)
     proc = run_script("pix2pix", "generate", "--checkpoint", ckpt, "--input", tmp_path / "in/odd.png", "--out",
@@ -330,7 +351,8 @@ def test_evaluate_reports_g_beside_the_input_itself(tiny_run):
     assert proc.returncode == 0, proc.stderr
     assert "G(A) vs B: L1" in proc.stdout and "baseline: A itself vs B: L1" in proc.stdout
     g, base = [json.loads(line) for line in (tiny_run / "metrics.jsonl").read_text().splitlines()[-2:]]
-    inputs, targets = held_out_pairs("colorize", 32, n=4)
+    lightness, ab = held_out_pairs("colorize", 32, n=4)  # measured on RGB: L with no colour against L with ab
+    inputs, targets = lab_to_rgb(lightness, torch.zeros_like(ab)), lab_to_rgb(lightness, ab)
     mse = ((inputs - targets) / 2).square().mean(dim=(1, 2, 3))  # on [0, 1]
     assert base["psnr"] == pytest.approx(float((10 * torch.log10(1 / mse)).mean()), abs=1e-3)
     assert base["l1"] == pytest.approx(float((inputs - targets).abs().mean()), abs=1e-6)
@@ -398,6 +420,9 @@ def test_bad_sizes_are_refused_by_the_parser():
         p2p_train.parse_opt(["--image-size", "100"])
     with pytest.raises(SystemExit):
         p2p_train.parse_opt(["--image-size", "256", "--load-size", "200"])
+    with pytest.raises(SystemExit):  # colourisation is L -> ab only
+        p2p_train.parse_opt(["--data", "colorize", "--direction", "BtoA"])
+    assert (p2p_train.parse_opt([]).input_channels, p2p_train.parse_opt([]).output_channels) == (1, 2)
 
 
 def test_help_names_the_paper_defaults():
