@@ -16,14 +16,21 @@ class LinearDecay:
     it last set; on resume the schedule comes from the current options (the same ones give
     the same rates; a longer --epochs extends the run) and only the epoch is restored."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, lr: float, epochs: int, decay_epochs: int):
+    def __init__(self, optimizer: torch.optim.Optimizer, lr: float, epochs: int, decay_epochs: int, *,
+                 reaches_zero: bool = False):
         if not 0 <= decay_epochs <= epochs:
             raise ValueError(f"decay_epochs must be in 0..epochs ({epochs}), got {decay_epochs}")
         self.optimizer, self.lr = optimizer, lr
         self.n_constant, self.decay_epochs = epochs - decay_epochs, decay_epochs
+        self.reaches_zero = reaches_zero
         self.epoch = -1
 
     def factor(self, epoch: int) -> float:
+        """reaches_zero (pix2pixHD's update_learning_rate, lr -= lr0 / decay_epochs after each epoch
+        past the constant ones): 1 - max(0, e - n_constant) / decay_epochs, 1 in the first decaying
+        epoch and 1 / decay_epochs in the last; otherwise the CycleGAN/pix2pix rule above."""
+        if self.reaches_zero:
+            return max(0.0, 1.0 - max(0, epoch - self.n_constant) / max(1, self.decay_epochs))
         return max(0.0, 1.0 - max(0, epoch + 1 - self.n_constant) / (self.decay_epochs + 1))
 
     def set_epoch(self, epoch: int) -> float:
@@ -35,7 +42,8 @@ class LinearDecay:
         return rate
 
     def state_dict(self) -> dict:
-        return {"lr": self.lr, "n_constant": self.n_constant, "decay_epochs": self.decay_epochs, "epoch": self.epoch}
+        return {"lr": self.lr, "n_constant": self.n_constant, "decay_epochs": self.decay_epochs,
+                "reaches_zero": self.reaches_zero, "epoch": self.epoch}
 
     def load_state_dict(self, state: dict) -> None:
         self.epoch = int(state["epoch"])

@@ -104,9 +104,27 @@ class VGGFeatures(nn.Module):
     def train(self, mode: bool = True):  # always eval: a loss network has no training mode
         return super().train(False)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
         x = (images - self.lo) / self.span  # -> [0, 1]
-        return self.features((x - self.mean) / self.std)
+        return (x - self.mean) / self.std
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.features(self.normalise(images))
+
+    def taps(self, images: torch.Tensor, names: tuple[str, ...] | list[str]) -> list[torch.Tensor]:
+        """The outputs of the named layers (layer_names, e.g. relu1_1 ... relu5_1 for pix2pixHD's
+        perceptual loss), in the order given, from one pass that stops after the deepest one."""
+        index = {name: i for i, name in enumerate(layer_names())}
+        wanted = {index[name] for name in names}
+        if max(wanted) >= len(self.features):
+            raise ValueError(f"these features stop at {layer_names()[len(self.features) - 1]}; "
+                             f"asked for {', '.join(names)}")
+        outputs, x = {}, self.normalise(images)
+        for i, layer in enumerate(self.features[:max(wanted) + 1]):
+            x = layer(x)
+            if i in wanted:
+                outputs[i] = x
+        return [outputs[index[name]] for name in names]
 
 
 def vgg19_features(until: str, weights: str | Path | None = None, *, random_init: bool = False,
