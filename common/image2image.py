@@ -129,18 +129,19 @@ def image_files(path: str | Path, what: str = "--data") -> list[Path]:
     try:
         return list_images(path)
     except DataError as exc:
-        raise DataError(str(exc).replace("--data", what, 1)) from exc
+        text = str(exc) if what == "--data" else str(exc).split(" (use --data", 1)[0]  # that hint is training's
+        raise DataError(text.replace("--data", what, 1)) from exc
 
 
 # ------------------------------------------------------------------ inference
-def input_files(path: str | Path) -> list[Path]:
-    """generate.py's --input: one image file, or every image in a folder."""
+def input_files(path: str | Path, what: str = "--input") -> list[Path]:
+    """generate.py's --input (or `what`): one image file, or every image in a folder."""
     path = Path(path)
     if path.is_file():
         if path.suffix.lower() not in IMAGE_EXTENSIONS:
-            raise DataError(f"--input {path} is not an image (expected one of {' '.join(IMAGE_EXTENSIONS)})")
+            raise DataError(f"{what} {path} is not an image (expected one of {' '.join(IMAGE_EXTENSIONS)})")
         return [path]
-    return image_files(path, "--input")
+    return image_files(path, what)
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
