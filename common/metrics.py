@@ -388,7 +388,13 @@ def log_to_run(run, step: int, report: dict, model: str) -> None:
 
 def format_report(report: dict) -> str:
     """One line for the terminal: a paired report (L1 / PSNR / SSIM against targets) or a
-    distribution report (FID, KID, ...)."""
+    distribution report (FID, KID, ...), or a segmentation report (pixel accuracy and mean IoU
+    of a segmenter on synthesized images, the semantic-synthesis measure; FID beside them)."""
+    if "pixel_acc" in report:
+        parts = [f"pixel accuracy {report['pixel_acc']:.4f}", f"mean IoU {report['mean_iou']:.4f}"]
+        if "fid" in report:
+            parts.append(f"FID {report['fid']:.3f}")
+        return "  ".join(parts) + (f"  [n={report['n']}]" if "n" in report else "")
     if "fid" not in report and "psnr" in report:
         paired = [f"L1 {report['l1']:.4f}" if "l1" in report else "", f"PSNR {report['psnr']:.2f} dB",
                   f"SSIM {report['ssim']:.4f}" if "ssim" in report else ""]
@@ -407,6 +413,8 @@ def format_report(report: dict) -> str:
 
 def scalars(report: dict) -> dict:
     """The report's numbers as TensorBoard scalars, tagged with the feature extractor."""
+    if "pixel_acc" in report:  # a segmentation report
+        return {f"eval/{k}": report[k] for k in ("pixel_acc", "mean_iou", "fid") if k in report}
     if "features" not in report:  # a paired report: L1 / PSNR / SSIM against targets
         return {f"eval/{k}": report[k] for k in ("l1", "psnr", "ssim") if k in report}
     tag = "inception" if report["features"].startswith("Inception") else "offline"

@@ -74,14 +74,14 @@ def parse_opt(argv=None):
 
 
 def load_model(path, device):
-    """G (and E, with Sec. 3.4 features) with their options, from a checkpoint."""
+    """(G, E or None, options, payload): G (and E, with Sec. 3.4 features) from a checkpoint."""
     payload = load_for_inference(path, MODEL_NAME)
     G, options = inference.load_generator(path, MODEL_NAME, build_generator, device, payload=payload)
     E = build_encoder(options)
     if E is not None:
         load_state_checked(E, payload["models"]["E"], what="E", path=path)
         E = E.to(device).eval()
-    return G, E, options
+    return G, E, options, payload
 
 
 def style_setup(opt, E, checkpoint: Path) -> tuple[str, dict | None]:
@@ -185,7 +185,7 @@ def synthesize_files(G, E, options: dict, opt, device, style: str, centres) -> P
 
 def main(opt) -> Path:
     device = pick_device(opt.device)
-    G, E, options = load_model(opt.checkpoint, device)
+    G, E, options, _ = load_model(opt.checkpoint, device)
     style, centres = style_setup(opt, E, Path(opt.checkpoint))
     if opt.label is None:
         return held_out_rows(G, E, options, opt, device, style, centres)

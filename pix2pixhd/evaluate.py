@@ -1,0 +1,134 @@
+"""Measure a pix2pixHD generator as the paper does (Sec. 4.1, Table 1), at small scale: a
+segmentation network trained on *real* scenes segments the images G makes from held-out label
+maps; pixel accuracy and mean IoU against those label maps, beside the same network on the
+real images of the same scenes (the ceiling), plus FID (offline conv-statistics features)
+against the real held-out images, beside the real data's own floor (other real scenes).
+
+    python evaluate.py --checkpoint runs/g1/checkpoints/last.pt
+    python evaluate.py --checkpoint ... --n 200 --style cluster=0       # Sec. 3.4 models: which look
+
+The segmenter (pix2pixhd/segmentation.py) knows the embedded procedural scenes only; it is
+trained once per machine and size (about a minute) and cached. A model trained on a folder
+(e.g. Cityscapes) needs a segmentation network for that data, which this script does not
+have: it says so and stops. Results are printed and appended as JSON lines to
+<run>/metrics.jsonl (or --jsonl).
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd pix2pixhd && python evaluate.py` works
+
+import argparse
+from types import SimpleNamespace
+
+import torch
+
+from common import inference
+from common import metrics
+from common.cli import positive_int
+from common.device import pick_device
+from common.errors import UserError
+from pix2pixhd.dataset import EMBEDDED, HELD_OUT_SEED, build_dataset, scene_size
+from pix2pixhd.generate import load_model, style_setup
+from pix2pixhd.model import size_multiple
+from pix2pixhd.segmentation import load_segmenter, render_scenes, score_images, to_signed
+from pix2pixhd.utils import synthesize
+
+MODEL_NAME = "pix2pixhd"
+REFERENCE_SEED = 500_000  # the FID floor's second real set: scenes from here (neither training nor held out)
+
+
+def parse_opt(argv=None):
+    p = argparse.ArgumentParser(description="Segmentation scores (pixel accuracy, mean IoU) and FID of a pix2pixHD "
+                                            "generator on held-out scenes, beside real images.")
+    p.add_argument("--checkpoint", required=True, help="a checkpoint written by pix2pixhd/train.py")
+    p.add_argument("--n", type=positive_int, default=100, help="held-out scenes (default 100)")
+    p.add_argument("--style", default=None,
+                   help="Sec. 3.4 models: random (default, seeded) | cluster=K | encode (the real image's features)")
+    p.add_argument("--styles", default=None, metavar="NPZ", help="k-means centres (default: the run's)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random styles (default 0)")
+    p.add_argument("--jsonl", default=None, help="append results here (default: <run>/metrics.jsonl)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default auto)")
+    p.set_defaults(n_styles=1)  # generate.style_setup's: one look per label map
+    return p.parse_args(argv)
+
+
+def held_out(options: dict, n: int) -> dict:
+    """The first n held-out scenes as one batch, at the run's scene size, never augmented."""
+    ds = build_dataset(SimpleNamespace(**options), "test", train=False, multiple=size_multiple(options))
+    if n > len(ds):
+        raise UserError(f"--n {n}: there are {len(ds)} held-out scenes")
+    from torch.utils.data import default_collate
+
+    return default_collate([ds[i] for i in range(n)])
+
+
+def scores(G, E, options: dict, device, n: int, *, style: str = "encode", centres=None, seed: int = 0,
+           segmenter=None, reference_features=None) -> dict:
+    """Sec. 4.1 on n held-out scenes: the segmentation scores and FID of G's images. The real
+    images' own figures are `reference_scores`."""
+    batch = held_out(options, n)
+    g = torch.Generator().manual_seed(seed)
+    fakes = synthesize(G, E, batch, options, device, style=style, centres=centres, generator=g)
+    h, w = fakes.shape[-2:]
+    segmenter = segmenter or load_segmenter(h, w)
+    extractor = metrics.feature_extractor("offline", "scenes")
+    real_feats = reference_features if reference_features is not None else metrics.extract(extractor, batch["image"])[0]
+    seg = score_images(segmenter, fakes, batch["label"], options["label_nc"])
+    return {"pixel_acc": seg["pixel_acc"], "mean_iou": seg["mean_iou"],
+            "fid": metrics.fid(real_feats, metrics.extract(extractor, fakes)[0]), "n": n}
+
+
+def reference_scores(options: dict, n: int, segmenter=None) -> dict:
+    """The ceiling and floor: the segmenter on the real held-out images, and the FID between
+    them and n other real scenes (seeds from REFERENCE_SEED: neither trained on nor held out)."""
+    batch = held_out(options, n)
+    h, w = batch["image"].shape[-2:]
+    segmenter = segmenter or load_segmenter(h, w)
+    others = to_signed(render_scenes(range(REFERENCE_SEED, REFERENCE_SEED + n), h, w)[0])
+    extractor = metrics.feature_extractor("offline", "scenes")
+    seg = score_images(segmenter, batch["image"], batch["label"], options["label_nc"])
+    return {"pixel_acc": seg["pixel_acc"], "mean_iou": seg["mean_iou"],
+            "fid": metrics.fid(metrics.extract(extractor, batch["image"])[0], metrics.extract(extractor, others)[0]),
+            "n": n}
+
+
+def periodic_evaluation(G, E, opt, options: dict, device, n: int, multiple: int):
+    """train.py --eval-every: the same scores on n held-out scenes, with the segmenter and the
+    real features computed once (E encodes the real image: the clusters come after training)."""
+    if opt.data not in EMBEDDED:
+        raise UserError("--eval-every: the scene segmenter knows the embedded scenes only (--data scenes)")
+    h, w = scene_size(opt, multiple)
+    segmenter = load_segmenter(h, w)
+    extractor = metrics.feature_extractor("offline", "scenes")
+    real_feats = metrics.extract(extractor, held_out(options, n)["image"])[0]
+
+    def evaluate() -> dict:
+        return scores(G, E, options, device, n, segmenter=segmenter, reference_features=real_feats)
+    return evaluate
+
+
+def main(opt) -> list[dict]:
+    device = pick_device(opt.device)
+    G, E, options, payload = load_model(opt.checkpoint, device)
+    if options["data"] not in EMBEDDED:
+        raise UserError(f"{opt.checkpoint} was trained on {options['data']}: the scene segmenter knows the embedded "
+                        f"scenes only; score such a model with a segmentation network for its data (the paper: PSPNet)")
+    style, centres = style_setup(opt, E, Path(opt.checkpoint))
+    common = {"model": MODEL_NAME, "checkpoint": str(opt.checkpoint), "step": payload.get("step"),
+              "scenes": f"held-out seeds {HELD_OUT_SEED}..{HELD_OUT_SEED + opt.n - 1}",
+              "metric": "offline scene segmenter (pix2pixhd/segmentation.py); offline conv-statistics FID"}
+    generated = {**common, "what": "generated", "style": style if E is not None else None,
+                 **scores(G, E, options, device, opt.n, style=style, centres=centres, seed=opt.seed)}
+    real = {**common, "what": "real images (reference)", **reference_scores(options, opt.n)}
+    path = Path(opt.jsonl) if opt.jsonl else Path(opt.checkpoint).resolve().parents[1] / "metrics.jsonl"
+    for record in (generated, real):
+        label = f"generated (step {record['step']})" if record["what"] == "generated" else record["what"]
+        print(f"{label}: {metrics.format_report(record)}")
+        metrics.append_jsonl(path, record)
+    print(f"appended to {path}")
+    return [generated, real]
+
+
+if __name__ == "__main__":
+    inference.run_script(parse_opt, main)
