@@ -103,6 +103,18 @@ ENTRIES = {
                           args=["--image-size", "32", "--optimizer", "adam", "--lr", "2e-4", "--batch-size", "64",
                                 "--levels", "1", "--coarse-hidden-g", "176", "--coarse-hidden-d", "54"],
                           note="one level at 32x32 with as many parameters (the paper's single-GAN comparison)"),
+    # semantic synthesis: evaluate.py segments G's images of held-out label maps with a segmenter
+    # trained on real scenes and writes the real images' scores beside them (pix2pixHD Sec. 4.1)
+    "pix2pixhd": dict(folder="pix2pixhd", data="scenes", size=None, shape="256x128", semantic=True,
+                      args=["--ngf", "32", "--instance-feat", "--no-vgg-loss"],
+                      note="G1 at CPU width (ngf 32, 9 blocks), 3 D, instance map, Sec. 3.4 encoder (random "
+                           "styles), FM lambda 10, no VGG loss (no ImageNet VGG19 offline), batch 1"),
+    "pix2pixhd-no-instance": dict(folder="pix2pixhd", data="scenes", size=None, shape="256x128", semantic=True,
+                                  args=["--ngf", "32", "--instance-feat", "--no-vgg-loss", "--no-instance"],
+                                  note="the same without the instance boundary map (Sec. 3.3 ablation)"),
+    "pix2pixhd-single-D": dict(folder="pix2pixhd", data="scenes", size=None, shape="256x128", semantic=True,
+                               args=["--ngf", "32", "--instance-feat", "--no-vgg-loss", "--num-D", "1"],
+                               note="the same with one discriminator at full resolution (multi-scale D ablation)"),
 }
 BEGIN, END = "<!-- quality.py: begin -->", "<!-- quality.py: end -->"
 
@@ -148,15 +160,29 @@ def train_and_evaluate(name: str, entry: dict, opt) -> list[dict]:
                    "--sample-every", "1000000", "--save-every", "1000000"])
     evaluate = [sys.executable, f"{entry['folder']}/evaluate.py", "--checkpoint", str(out / "checkpoints/last.pt"),
                 "--jsonl", str(jsonl)] + (["--seed", str(opt.seed)] if entry.get("eval_seed", True) else [])
-    eval_s = run(evaluate + (["--n", str(opt.n)] if opt.n and not entry.get("paired") else []))
+    fixed_n = entry.get("paired") or entry.get("semantic")  # their evaluate.py's own held-out set
+    eval_s = run(evaluate + (["--n", str(opt.n)] if opt.n and not fixed_n else []))
     records = [json.loads(line) for line in jsonl.read_text().splitlines()]
-    if not entry.get("paired"):
+    if not fixed_n:
         records = records[-1:]  # the generated images' report
     if entry.get("sr"):
         records = [sr_record(r, records[0]) for r in records]
-    return [{**record, "model": name, "data": f"{entry['data']} {entry['size']}x{entry['size']}",
-             "setting": entry["note"], "budget": f"{minutes:g} min", "steps": record["step"],
-             "train_s": train_s, "eval_s": eval_s, **machine()} for record in records]
+    shape = entry.get("shape") or f"{entry['size']}x{entry['size']}"
+    return [{**record, "model": reference_name(name, record), "data": f"{entry['data']} {shape}",
+             "setting": entry["note"] if record.get("what") != REAL_IMAGES else "the segmenter on the real images of "
+             "the same held-out scenes: the ceiling (FID: against other real scenes, the floor)",
+             "budget": f"{minutes:g} min" if record.get("what") != REAL_IMAGES else "-",
+             "steps": record["step"] if record.get("what") != REAL_IMAGES else 0,
+             "train_s": train_s if record.get("what") != REAL_IMAGES else 0, "eval_s": eval_s, **machine()}
+            for record in records]
+
+
+REAL_IMAGES = "real images (reference)"  # pix2pixhd/evaluate.py's reference record
+
+
+def reference_name(name: str, record: dict) -> str:
+    """Semantic entries share one reference row (the same held-out scenes), named for what it is."""
+    return "real scenes" if record.get("what") == REAL_IMAGES else name
 
 
 def sr_record(record: dict, model_record: dict) -> dict:
@@ -235,9 +261,27 @@ def is_paired(row: dict) -> bool:
     return "psnr" in row and "fid" not in row
 
 
+def is_semantic(row: dict) -> bool:
+    return "pixel_acc" in row
+
+
+def semantic_table(rows: list[dict], footnote: dict) -> str:
+    """The semantic-synthesis rows: segmentation scores of G's images of held-out label maps,
+    beside the same segmenter on the real images (the reference row)."""
+    lines = ["| model | data | setting | budget | steps | pixel acc. | mean IoU | FID | n | train s "
+             "| measured (machine, precision) |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        where = f"[{footnote[r.get('hardware', UNRECORDED)]}], {r.get('precision', '?')}"
+        lines.append(f"| {r['model']} | {r['data']} | {r['setting']} | {r['budget']} | {r['steps']} | "
+                     f"{fmt(r['pixel_acc'], 3)} | {fmt(r['mean_iou'], 3)} | {fmt(r.get('fid'), 2)} | {r['n']} "
+                     f"| {r['train_s']:.0f} | {r.get('date', '-')} {where} |")
+    return "\n".join(lines)
+
+
 def table(rows: list[dict]) -> str:
     footnote = {h: i + 1 for i, h in enumerate(machines(rows))}
-    rows = [r for r in rows if not is_paired(r)]
+    rows = [r for r in rows if not is_paired(r) and not is_semantic(r)]
     lines = ["| model | data | setting | budget | steps | FID | KID | IS | SWD x1e3 | MS-SSIM | class acc. | n "
              "| train s | eval s | measured (machine, precision) |",
              "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
@@ -310,6 +354,16 @@ def section(rows: list[dict], opt, argv: list[str]) -> str:
         "upsampling of the LR image). L1 on [-1, 1], PSNR and SSIM on [0, 1] (super-resolution: on the Y "
         "channel with a border of scale pixels cropped, as the SR papers report them): lower L1, higher PSNR "
         "and SSIM are better.",
+        "",
+        "### Semantic synthesis, segmented (pix2pixHD Sec. 4.1)",
+        "",
+        semantic_table([r for r in rows if is_semantic(r)], {h: i + 1 for i, h in enumerate(machines(rows))}),
+        "",
+        "A segmentation network trained on real scenes only (pix2pixhd/segmentation.py, cached per machine) "
+        "segments the images G made from the held-out label maps; pixel accuracy and mean IoU against those "
+        "label maps (higher is better), beside the same network on the real images of the same scenes. FID on "
+        "the offline conv-statistics features against the real held-out images (the real row: against other "
+        "real scenes). Not comparable with the paper's PSPNet scores on Cityscapes.",
         END,
     ])
 
@@ -324,7 +378,7 @@ def write_results(path: Path, text: str) -> None:
 
 
 def row_key(row: dict) -> str:
-    return f"{row['model']} | {row['data']}" + (f" | {row['what']}" if is_paired(row) else "")
+    return f"{row['model']} | {row['data']}" + (f" | {row['what']}" if is_paired(row) or is_semantic(row) else "")
 
 
 def merge_rows(path: Path, new_rows: list[dict]) -> list[dict]:
@@ -336,7 +390,7 @@ def merge_rows(path: Path, new_rows: list[dict]) -> list[dict]:
     order = list(ENTRIES)
 
     def rank(r: dict):
-        if r["model"].startswith("real data"):
+        if r["model"].startswith("real data") or r["model"] == "real scenes":
             return (0, r["data"])
         if r["steps"] == 0:
             return (1, r["model"])
@@ -351,7 +405,7 @@ def main(argv=None) -> list[dict]:
     argv = sys.argv[1:] if argv is None else argv
     opt = parse_opt(argv)
     names = opt.only or list(ENTRIES)
-    unconditional = [n for n in names if not ENTRIES[n].get("paired")]
+    unconditional = [n for n in names if not ENTRIES[n].get("paired") and not ENTRIES[n].get("semantic")]
     rows = [real_reference(opt, size, data)
             for data, size in sorted({(ENTRIES[n]["data"], ENTRIES[n]["size"]) for n in unconditional})]
     if not opt.no_zero_step and any(ENTRIES[n]["data"] == "digits" for n in unconditional):

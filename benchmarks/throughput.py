@@ -307,6 +307,42 @@ def build_progan(cfg, channels_last, device):
     return step
 
 
+def build_pix2pixhd(cfg, channels_last, device):
+    """One iteration of pix2pixhd/train.py (G step: LSGAN over num_D scales + lambda 10 x (feature
+    matching + VGG19 perceptual loss); D step) at cfg's height x width, batch 1. The VGG19 is
+    randomly initialised (same compute as ImageNet weights, which the benchmark does not need)."""
+    from common.device import adam
+    from common.vgg import vgg19_features
+    from pix2pixhd.dataset import encode_input
+    from pix2pixhd.model import build_discriminator, build_encoder, build_generator
+    from pix2pixhd.train import train_step
+
+    options = {"label_nc": cfg.get("label_nc", 35), "no_instance": False, "ngf": cfg.get("ngf", 64),
+               "n_local_enhancers": cfg.get("local", 0), "n_blocks_global": cfg.get("blocks", 9),
+               "instance_feat": cfg.get("feat", False), "num_D": 3}
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    G = build_generator(options).to(device, memory_format=fmt)
+    D = build_discriminator(options).to(device, memory_format=fmt)
+    E = build_encoder(options)
+    E = E.to(device, memory_format=fmt) if E is not None else None
+    vgg = vgg19_features("relu5_1", random_init=True).to(device) if cfg.get("vgg", True) else None
+    opt_g = adam([*G.parameters(), *(E.parameters() if E is not None else [])], lr=2e-4, betas=(0.5, 0.999))
+    opt_d = adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    h, w = cfg["size"]
+    g = torch.Generator().manual_seed(0)
+    label = torch.randint(options["label_nc"], (cfg["batch"], h // 8, w // 8), generator=g)
+    label = label.repeat_interleave(8, 1).repeat_interleave(8, 2)  # blocks, so the boundary map is sparse
+    inst = label * 1000 + 1
+    label_map = encode_input(label, inst, options["label_nc"], True).to(device).contiguous(memory_format=fmt)
+    real = (torch.rand(cfg["batch"], 3, h, w, generator=g) * 2 - 1).to(device).contiguous(memory_format=fmt)
+    inst = inst.to(device)
+
+    def step(prec):
+        return train_step(G, D, E, opt_g, opt_d, label_map, inst, real, prec, vgg=vgg)
+
+    return step
+
+
 CONFIGS = {  # name: (builder, config, description)
     "dcgan": (build_dcgan, {"size": 64, "ngf": 128, "batch": 128}, "64x64x3, ngf=ndf=128 (paper), batch 128"),
     "dcgan-demo": (build_dcgan, {"size": 32, "ngf": 32, "batch": 128}, "32x32x3, ngf=ndf=32 (demo), batch 128"),
@@ -358,6 +394,13 @@ CONFIGS = {  # name: (builder, config, description)
                   "level 1 (8 -> 16): conv G_1 (ngf 64) + conv D_1 (ndf 64), batch 64"),
     "lapgan-8": (build_lapgan, {"size": 32, "levels": 3, "level": 2, "batch": 64},
                  "level 2 (8x8): fully connected G_2 (1200) + D_2 (600), Sec. 4, batch 64"),
+    "pix2pixhd-512": (build_pix2pixhd, {"size": (256, 512), "batch": 1},
+                      "512x256, global G1 (ngf 64, 9 blocks) + 3 D, FM + VGG loss, 35 labels + instance map, batch 1"),
+    "pix2pixhd-1024": (build_pix2pixhd, {"size": (512, 1024), "local": 1, "ngf": 32, "batch": 1},
+                       "1024x512, G1 + local enhancer (ngf 32) + 3 D, FM + VGG loss, batch 1"),
+    "pix2pixhd-cpu": (build_pix2pixhd, {"size": (128, 256), "label_nc": 8, "ngf": 32, "feat": True, "vgg": False,
+                                        "batch": 1},
+                      "256x128 scenes, the CPU quality runs' G1 (ngf 32, 9 blocks) + E + 3 D, FM, no VGG, batch 1"),
     "lapgan": (build_lapgan, {"size": 32, "levels": 3, "level": None, "batch": 64},
                "all three levels, one step each (a train.py step), batch 64"),
 }
