@@ -8,7 +8,9 @@ through each folder's own step functions; for WGAN a generator iteration: 5 crit
 updates and one G update, so images/s counts generated batches, not critic reads), on random input already in memory, so
 the figure is compute only (no data loading). Each mode is warmed up, then timed
 for at least --min-time seconds (and at least one step). Ratios are to fp32 NCHW
-on the same device, measured in the same run.
+on the same device, measured in the same run. Peak MiB: on CUDA the most memory torch
+allocated in that mode; on the CPU the process's peak resident set so far (it only grows, so
+read it for one model and mode per run).
 """
 from __future__ import annotations
 
@@ -436,10 +438,23 @@ def measure_bounded(name, mode, device, warmup, min_time, max_steps, timeout):
         signal.signal(signal.SIGALRM, previous)
 
 
+def peak_memory_mib(device) -> float:
+    """CUDA: the most memory torch allocated since the last reset (per mode); CPU: the process's
+    peak resident set so far (cumulative over the rows of one run: run one model and mode per
+    process to read it for that configuration)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
 def measure(name, mode, device, warmup, min_time, max_steps):
     builder, cfg, _ = CONFIGS[name]
     precision, channels_last = MODES[mode]
     torch.manual_seed(0)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     step = builder(cfg, channels_last, device)
     import warnings
 
@@ -456,7 +471,11 @@ def measure(name, mode, device, warmup, min_time, max_steps):
     sync(device)
     seconds = (time.perf_counter() - start) / n
     assert all(torch.isfinite(v) for v in losses.values()), f"{name} {mode}: non-finite loss"
+    PEAK[(name, mode, device.type)] = peak_memory_mib(device)
     return seconds, cfg["batch"] / seconds, n
+
+
+PEAK: dict = {}  # (model, mode, device type) -> peak memory in MiB (peak_memory_mib)
 
 
 def cpu_name() -> str:
@@ -500,11 +519,13 @@ def main():
                     s_txt, ips_txt, ratio = f"> {opt.timeout:.0f}", f"< {ips:.2f}", f"< {ips / base:.2f}x" if base else "-"
                 else:
                     s_txt, ips_txt, ratio = f"{seconds:.3f}", f"{ips:.1f}", f"{ips / base:.2f}x" if base else "-"
-                rows.append((name, CONFIGS[name][2], device_name, mode, s_txt, ips_txt, ratio, n))
+                peak = PEAK.get((name, mode, device.type))
+                peak_txt = "-" if peak is None or seconds is None else f"{peak:,.0f}"
+                rows.append((name, CONFIGS[name][2], device_name, mode, s_txt, ips_txt, ratio, n, peak_txt))
                 print(f"  {name:11s} {device_name:4s} {mode:8s} {s_txt:>8s} s/step {ips_txt:>9s} img/s {ratio:>7s} "
-                      f"({n} steps)", flush=True)
-    print("\n| model | config | device | mode | s/step | images/s | vs fp32 NCHW | timed steps |")
-    print("|---|---|---|---|---:|---:|---:|---:|")
+                      f"({n} steps, peak {peak_txt} MiB)", flush=True)
+    print("\n| model | config | device | mode | s/step | images/s | vs fp32 NCHW | timed steps | peak MiB |")
+    print("|---|---|---|---|---:|---:|---:|---:|---:|")
     for row in rows:
         print("| " + " | ".join(map(str, row)) + " |")
 

@@ -101,3 +101,22 @@ def test_a_photo_entry_is_measured_against_real_photos_not_digits(tmp_path):
     assert (reference["model"], reference["data"]) == ("real data (A vs B)", "photos 32x32")
     assert trained["model"] == "progan" and trained["data"] == "photos 32x32" and trained["steps"] >= 1
     assert reference["n"] == trained["n"] == 64 and "swd" in trained
+
+
+def test_semantic_rows_get_their_own_table_beside_the_real_scenes():
+    """pix2pixhd's evaluate.py records (generated + the real images' reference) land in the
+    segmentation table, one shared reference row, and never in the FID or paired tables."""
+    quality = load_quality()
+    base = {"data": "scenes 256x128", "setting": "s", "budget": "10 min", "n": 100, "train_s": 600.0,
+            "hardware": "cpu X", "precision": "bf16", "date": "2026-12-04"}
+    generated = {**base, "model": "pix2pixhd", "what": "generated", "steps": 1200, "pixel_acc": 0.8123,
+                 "mean_iou": 0.4567, "fid": 3.21}
+    real = {**base, "model": quality.reference_name("pix2pixhd", {"what": quality.REAL_IMAGES}),
+            "what": quality.REAL_IMAGES, "steps": 0, "pixel_acc": 0.95, "mean_iou": 0.7, "fid": 0.3}
+    assert real["model"] == "real scenes" and quality.reference_name("pix2pixhd", generated) == "pix2pixhd"
+    assert quality.row_key(generated) != quality.row_key(real) and quality.is_semantic(generated)
+    text = quality.section([real, generated], quality.parse_opt([]), [])
+    semantic = text[text.index("### Semantic synthesis"):]
+    assert "| pix2pixhd | scenes 256x128 | s | 10 min | 1200 | 0.812 | 0.457 | 3.21 | 100 |" in semantic
+    assert "| real scenes |" in semantic
+    assert "| pix2pixhd |" not in text[:text.index("### Semantic synthesis")]  # not in the FID or paired tables

@@ -124,3 +124,33 @@ def test_super_resolution_gan_steps_on_the_gpu(precision):
             losses = step(G, D, og, od)
         assert all(torch.isfinite(v) for v in losses.values()), name
         assert not torch.equal(before, next(G.parameters())), name
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_pix2pixhd_local_enhancer_steps_on_the_gpu(precision):
+    """pix2pixHD's step with G1 + a local enhancer, the Sec. 3.4 encoder, 3 discriminators, feature
+    matching and the VGG loss (random VGG), channels_last, fp16 + GradScaler or bf16, small widths."""
+    from common.device import Precision, adam
+    from common.vgg import vgg19_features
+    from pix2pixhd.dataset import encode_input
+    from pix2pixhd.model import build_discriminator, build_encoder, build_generator
+    from pix2pixhd.train import train_step
+
+    device, cl = torch.device("cuda"), torch.channels_last
+    options = {"label_nc": 8, "ngf": 8, "ndf": 8, "n_local_enhancers": 1, "n_blocks_global": 2, "instance_feat": True,
+               "nef": 4, "num_D": 3}
+    G, D, E = (build(options).to(device, memory_format=cl)
+               for build in (build_generator, build_discriminator, build_encoder))
+    vgg = vgg19_features("relu5_1", random_init=True).to(device, memory_format=cl)
+    opt_g = adam([*G.parameters(), *E.parameters()], lr=2e-4, betas=(0.5, 0.999))
+    opt_d = adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    label = torch.randint(8, (2, 64, 128)).repeat_interleave(2, 1).repeat_interleave(2, 2)[:, :64, :128]
+    inst = label * 1000
+    label_map = encode_input(label, inst, 8, True).to(device).contiguous(memory_format=cl)
+    real = (torch.rand(2, 3, 64, 128, device=device) * 2 - 1).contiguous(memory_format=cl)
+    prec = Precision(precision, device)
+    before = next(G.parameters()).detach().clone()
+    for _ in range(5):
+        losses = train_step(G, D, E, opt_g, opt_d, label_map, inst.to(device), real, prec, vgg=vgg)
+    assert all(torch.isfinite(v) for v in losses.values())
+    assert not torch.equal(before, next(G.parameters()))
