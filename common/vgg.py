@@ -62,18 +62,21 @@ def cached_weights_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / WEIGHTS_FILE
 
 
-def missing_weights_message(flag: str = "--vgg-weights") -> str:
+SR_WITHOUT = "the PSNR-oriented stage needs no VGG"  # what an SR user can run without the weights
+
+
+def missing_weights_message(flag: str = "--vgg-weights", without: str = SR_WITHOUT) -> str:
+    """Where to put the weights, and (`without`) what the folder can do without them."""
     return (f"the perceptual loss needs ImageNet VGG19 weights: download {WEIGHTS_URL} into "
-            f"{cached_weights_path().parent}/ (or anywhere, and pass {flag} PATH); the PSNR-oriented stage "
-            f"needs no VGG")
+            f"{cached_weights_path().parent}/ (or anywhere, and pass {flag} PATH); {without}")
 
 
-def load_weights(features: nn.Sequential, path: str | Path) -> None:
+def load_weights(features: nn.Sequential, path: str | Path, without: str = SR_WITHOUT) -> None:
     """Fill `features` from a torchvision VGG19 state dict (its `features.*` keys); a missing,
     unreadable or different file is a one-line UserError naming it."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"VGG19 weights {path}: no such file; {missing_weights_message()}")
+        raise UserError(f"VGG19 weights {path}: no such file; {missing_weights_message(without=without)}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - corrupt, truncated, pickled objects: all the same to the user
@@ -128,14 +131,14 @@ class VGGFeatures(nn.Module):
 
 
 def vgg19_features(until: str, weights: str | Path | None = None, *, random_init: bool = False,
-                   input_range: tuple[float, float] = (-1.0, 1.0)) -> VGGFeatures:
+                   input_range: tuple[float, float] = (-1.0, 1.0), without: str = SR_WITHOUT) -> VGGFeatures:
     """VGG19 features up to `until` with ImageNet weights from `weights`, else from torchvision's
-    cache; neither: a UserError saying where to put the file. `random_init=True` (tests only)
-    skips the weights on purpose."""
+    cache; neither: a UserError saying where to put the file and (`without`) what runs without
+    it. `random_init=True` (tests only) skips the weights on purpose."""
     features = build_features(until)
     if not random_init:
         path = Path(weights) if weights else cached_weights_path()
         if not weights and not path.is_file():
-            raise UserError(missing_weights_message())
-        load_weights(features, path)
+            raise UserError(missing_weights_message(without=without))
+        load_weights(features, path, without)
     return VGGFeatures(features, input_range)

@@ -234,7 +234,8 @@ def main(opt) -> Path:
     if opt.niter_fix_global and opt.n_local_enhancers and session.info.world_size > 1:
         raise UserError("--niter-fix-global freezes G1 part of the way, which DDP cannot follow: run it on one "
                         "process, or with --niter-fix-global 0")
-    vgg = None if opt.no_vgg_loss else vgg19_features("relu5_1", opt.vgg_weights).to(session.device)
+    vgg = None if opt.no_vgg_loss else vgg19_features(
+        "relu5_1", opt.vgg_weights, without="or train without that term: --no-vgg-loss").to(session.device)
     G, D = session.place(G), session.place(D)
     E = session.place(E) if E is not None else None
     betas = (opt.beta1, opt.beta2)

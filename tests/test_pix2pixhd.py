@@ -325,10 +325,11 @@ def test_missing_vgg_weights_stop_the_run_with_one_line(tmp_path, monkeypatch):
     no_vgg = [a for a in TINY if a != "--no-vgg-loss"]
     proc = run_script("pix2pixhd", "train", *no_vgg, "--vgg-weights", tmp_path / "missing.pth", "--max-steps", "1",
                       "--out", tmp_path / "o")
-    assert_one_line_error(proc, "VGG19 weights", "missing.pth", "no such file")
+    assert_one_line_error(proc, "VGG19 weights", "missing.pth", "no such file", "--no-vgg-loss")
+    assert "PSNR" not in proc.stderr  # the super-resolution folders' hint is theirs
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))  # not the user's cache: nothing there
     proc = run_script("pix2pixhd", "train", *no_vgg, "--max-steps", "1", "--out", tmp_path / "o2")
-    assert_one_line_error(proc, "VGG19 weights", "vgg19-dcbb9e9d.pth", "--vgg-weights PATH")
+    assert_one_line_error(proc, "VGG19 weights", "vgg19-dcbb9e9d.pth", "--vgg-weights PATH", "--no-vgg-loss")
     assert not (tmp_path / "o").exists() and not (tmp_path / "o2").exists()  # stopped before anything was written
 
 
