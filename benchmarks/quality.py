@@ -106,14 +106,14 @@ ENTRIES = {
     # semantic synthesis: evaluate.py segments G's images of held-out label maps with a segmenter
     # trained on real scenes and writes the real images' scores beside them (pix2pixHD Sec. 4.1)
     "pix2pixhd": dict(folder="pix2pixhd", data="scenes", size=None, shape="256x128", semantic=True,
-                      args=["--ngf", "32", "--instance-feat", "--no-vgg-loss"],
-                      note="G1 at CPU width (ngf 32, 9 blocks), 3 D, instance map, Sec. 3.4 encoder (random "
+                      args=["--ngf", "16", "--instance-feat", "--no-vgg-loss"],
+                      note="G1 at CPU width (ngf 16, 9 blocks), 3 D, instance map, Sec. 3.4 encoder (random "
                            "styles), FM lambda 10, no VGG loss (no ImageNet VGG19 offline), batch 1"),
     "pix2pixhd-no-instance": dict(folder="pix2pixhd", data="scenes", size=None, shape="256x128", semantic=True,
-                                  args=["--ngf", "32", "--instance-feat", "--no-vgg-loss", "--no-instance"],
+                                  args=["--ngf", "16", "--instance-feat", "--no-vgg-loss", "--no-instance"],
                                   note="the same without the instance boundary map (Sec. 3.3 ablation)"),
     "pix2pixhd-single-D": dict(folder="pix2pixhd", data="scenes", size=None, shape="256x128", semantic=True,
-                               args=["--ngf", "32", "--instance-feat", "--no-vgg-loss", "--num-D", "1"],
+                               args=["--ngf", "16", "--instance-feat", "--no-vgg-loss", "--num-D", "1"],
                                note="the same with one discriminator at full resolution (multi-scale D ablation)"),
 }
 BEGIN, END = "<!-- quality.py: begin -->", "<!-- quality.py: end -->"

@@ -400,9 +400,9 @@ CONFIGS = {  # name: (builder, config, description)
                       "512x256, global G1 (ngf 64, 9 blocks) + 3 D, FM + VGG loss, 35 labels + instance map, batch 1"),
     "pix2pixhd-1024": (build_pix2pixhd, {"size": (512, 1024), "local": 1, "ngf": 32, "batch": 1},
                        "1024x512, G1 + local enhancer (ngf 32) + 3 D, FM + VGG loss, batch 1"),
-    "pix2pixhd-cpu": (build_pix2pixhd, {"size": (128, 256), "label_nc": 8, "ngf": 32, "feat": True, "vgg": False,
+    "pix2pixhd-cpu": (build_pix2pixhd, {"size": (128, 256), "label_nc": 8, "ngf": 16, "feat": True, "vgg": False,
                                         "batch": 1},
-                      "256x128 scenes, the CPU quality runs' G1 (ngf 32, 9 blocks) + E + 3 D, FM, no VGG, batch 1"),
+                      "256x128 scenes, the CPU quality runs' G1 (ngf 16, 9 blocks) + E + 3 D, FM, no VGG, batch 1"),
     "lapgan": (build_lapgan, {"size": 32, "levels": 3, "level": None, "batch": 64},
                "all three levels, one step each (a train.py step), batch 64"),
 }

@@ -93,6 +93,14 @@ def reference_scores(options: dict, n: int, segmenter=None) -> dict:
             "n": n}
 
 
+def segmenter_name(options: dict, n: int) -> str:
+    """The cached segmenter's file name for the run's scene size: its version and settings."""
+    from pix2pixhd.segmentation import cache_path, cache_settings
+
+    h, w = held_out(options, 1)["image"].shape[-2:]
+    return cache_path(cache_settings(h, w)).name
+
+
 def periodic_evaluation(G, E, opt, options: dict, device, n: int, multiple: int):
     """train.py --eval-every: the same scores on n held-out scenes, with the segmenter and the
     real features computed once (E encodes the real image: the clusters come after training)."""
@@ -117,7 +125,8 @@ def main(opt) -> list[dict]:
     style, centres = style_setup(opt, E, Path(opt.checkpoint))
     common = {"model": MODEL_NAME, "checkpoint": str(opt.checkpoint), "step": payload.get("step"),
               "scenes": f"held-out seeds {HELD_OUT_SEED}..{HELD_OUT_SEED + opt.n - 1}",
-              "metric": "offline scene segmenter (pix2pixhd/segmentation.py); offline conv-statistics FID"}
+              "metric": "offline scene segmenter (pix2pixhd/segmentation.py); offline conv-statistics FID",
+              "segmenter": segmenter_name(options, opt.n)}
     generated = {**common, "what": "generated", "style": style if E is not None else None,
                  **scores(G, E, options, device, opt.n, style=style, centres=centres, seed=opt.seed)}
     real = {**common, "what": "real images (reference)", **reference_scores(options, opt.n)}

@@ -408,3 +408,36 @@ def test_generate_bad_input_gives_one_clear_line(stage1, plain_run, tmp_path):
     other = atomic_save({"format": FORMAT_VERSION, "model_name": "pix2pix", "step": 1, "epoch": 0,
                          "models": {"G": {}}, "options": {}}, tmp_path / "pix2pix.pt")
     assert_one_line_error(gen("--checkpoint", other), "'pix2pix'", "not of 'pix2pixhd'")
+
+
+# -------------------------------------------------------------- evaluate.py
+def test_evaluate_scores_generated_beside_real_scenes(stage1, tmp_path, monkeypatch):
+    """Sec. 4.1 at small scale: the segmenter (trained here into a temporary cache, at 32x64)
+    reads the real held-out scenes well and a 4-step G's images badly; both records name it."""
+    from pix2pixhd import evaluate as hd_evaluate
+
+    monkeypatch.setenv("GAN_PAPERS_CACHE", str(tmp_path / "cache"))
+    ckpt = stage1[0] / "checkpoints/last.pt"
+    records = hd_evaluate.main(hd_evaluate.parse_opt(["--checkpoint", str(ckpt), "--n", "16", "--device", "cpu",
+                                                      "--jsonl", str(tmp_path / "m.jsonl")]))
+    generated, real = records
+    assert generated["what"] == "generated" and generated["step"] == 4 and generated["style"] == "random"
+    assert real["pixel_acc"] > 0.6 and real["pixel_acc"] > generated["pixel_acc"] + 0.2
+    assert real["fid"] < generated["fid"]  # other real scenes are closer than a 4-step G's images
+    assert generated["segmenter"] == real["segmenter"] and "_32x64_" in real["segmenter"]
+    assert len((tmp_path / "m.jsonl").read_text().splitlines()) == 2
+    assert list((tmp_path / "cache").glob("pix2pixhd_segmenter_*_32x64_*.pt"))  # the cache the env var names
+
+
+def test_evaluate_refuses_a_folder_trained_model_in_one_line(tmp_path):
+    """The scene segmenter knows the embedded scenes only: a Cityscapes-style run is refused."""
+    from common.checkpoint import load_file, atomic_save
+
+    source = tmp_path / "src.pt"
+    run = tmp_path / "run"
+    main(TINY + ["--max-steps", "1", "--out", run])
+    payload = load_file(run / "checkpoints/last.pt")
+    payload["options"]["data"] = str(tmp_path / "cityscapes")
+    atomic_save(payload, source)
+    proc = run_script("pix2pixhd", "evaluate", "--checkpoint", source, "--device", "cpu")
+    assert_one_line_error(proc, "scene segmenter", "PSPNet")
