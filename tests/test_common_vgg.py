@@ -69,3 +69,23 @@ def test_inputs_are_normalised_like_torchvision_expects():
     conv = net.features[0]
     expected = conv((torch.zeros(1, 3, 4, 4) - net.mean) / net.std)
     assert torch.allclose(net(grey_minus1), expected, atol=1e-6)
+
+
+def test_taps_are_the_named_layers_outputs_from_one_pass():
+    """pix2pixHD's perceptual loss reads relu1_1 ... relu5_1: each tap equals the output of the
+    same weights cut at that layer, in the order asked; a layer past the cut is refused."""
+    torch.manual_seed(0)
+    full = vgg.vgg19_features("relu5_1", random_init=True)
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    names = ("relu3_1", "relu1_1", "relu5_1")
+    taps = full.taps(x, names)
+    for name, tap in zip(names, taps):
+        cut = vgg.VGGFeatures(vgg.build_features(name))
+        cut.features.load_state_dict({k: v for k, v in full.features.state_dict().items() if k in
+                                      cut.features.state_dict()})
+        assert torch.equal(tap, cut(x)), name
+    assert torch.equal(taps[2], full(x)) and taps[1].shape == (1, 64, 32, 32)
+    with pytest.raises(ValueError, match="stop at relu5_1"):
+        full.taps(x, ("relu5_2",))
+    with pytest.raises(UserError, match="--no-vgg-loss"):  # the caller's hint in the missing-weights line
+        vgg.vgg19_features("relu5_1", "/nonexistent/vgg19.pth", without="or train without that term: --no-vgg-loss")
