@@ -441,3 +441,13 @@ def test_evaluate_refuses_a_folder_trained_model_in_one_line(tmp_path):
     atomic_save(payload, source)
     proc = run_script("pix2pixhd", "evaluate", "--checkpoint", source, "--device", "cpu")
     assert_one_line_error(proc, "scene segmenter", "PSPNet")
+
+
+def test_eval_every_logs_segmentation_scores_during_training(tmp_path, monkeypatch):
+    """--eval-every: the same Sec. 4.1 scores as evaluate.py, to metrics.jsonl, mid-run."""
+    monkeypatch.setenv("GAN_PAPERS_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    main(TINY + ["--max-steps", "2", "--eval-every", "2", "--eval-n", "4", "--out", out])
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [2]
+    assert 0.0 <= records[0]["pixel_acc"] <= 1.0 and 0.0 <= records[0]["mean_iou"] <= 1.0 and records[0]["n"] == 4
