@@ -143,8 +143,8 @@ def read_maps(label_path: Path, inst_path: Path | None, options: dict) -> tuple[
             bad = int(label.max() if label.max() >= label_nc else label.min())
             raise UserError(f"{label_path}: label value {bad} is outside 0..{label_nc - 1} (this model has "
                             f"--label-nc {label_nc})")
-    if inst_path is None:
-        inst = label[..., 0] if label.ndim == 3 else label  # every class one instance
+    if inst_path is None:  # every class one instance; an image input (label_nc 0) has none, as in training
+        inst = np.zeros(label.shape[:2], np.int64) if label_nc == 0 else label
     else:
         inst = read_ids(inst_path, "instance map")
         if inst.shape != label.shape[:2]:
