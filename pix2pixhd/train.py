@@ -32,7 +32,7 @@ from common import distributed
 from common import run as crun
 from common.checkpoint import Checkpointer, load_file, load_state_checked
 from common.cli import add_common_args, non_negative_float, positive_int, set_help
-from common.errors import CheckpointError, UserError, run_main
+from common.errors import CheckpointError, DataError, UserError, run_main
 from common.loop import TrainLoop, n_params, setup
 from common.schedule import LinearDecay
 from common.vgg import vgg19_features
@@ -204,6 +204,19 @@ def total_steps(opt, steps_per_epoch: int) -> int:
     return min(total, opt.max_steps) if opt.max_steps is not None else total
 
 
+def sample_scenes(opt, dataset, multiple: int, n: int = 4) -> dict:
+    """The fixed scenes of the sample grids: held-out scenes, a folder's test (else val) split, or,
+    for a folder without one, its first training items as they were drawn in epoch 0."""
+    try:
+        return evaluation_scenes(opt, n, multiple=multiple)[0]
+    except DataError:
+        from torch.utils.data import default_collate
+
+        items = [dataset[(i, 0)] for i in range(min(n, len(dataset)))]
+        same = [it for it in items if it["label"].shape == items[0]["label"].shape]  # one size per grid
+        return default_collate(same)
+
+
 def cluster_after_training(E, opt, run, session, multiple: int) -> None:
     """Sec. 3.4 after training: encode every training scene (no flips), k-means per class, save
     the centres beside the checkpoints for generate.py --style."""
@@ -254,7 +267,7 @@ def main(opt) -> Path:
     G_train, D_train = session.for_training(G), session.for_training(D)
     E_train = session.for_training(E) if E is not None else None
 
-    shown, _ = evaluation_scenes(opt, 4, multiple=multiple)  # fixed held-out scenes for the grids
+    shown = sample_scenes(opt, dataset, multiple)  # fixed scenes for the grids
     total = total_steps(opt, len(loader))
     if session.is_main:
         h, w = shown["label"].shape[-2:]

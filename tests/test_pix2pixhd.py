@@ -451,3 +451,22 @@ def test_eval_every_logs_segmentation_scores_during_training(tmp_path, monkeypat
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [2]
     assert 0.0 <= records[0]["pixel_acc"] <= 1.0 and 0.0 <= records[0]["mean_iou"] <= 1.0 and records[0]["n"] == 4
+
+
+def test_label_nc_0_translates_plain_images_end_to_end(tmp_path):
+    """--label-nc 0: RGB inputs (train_A/) to photos (train_B/), as pix2pix does; generate.py then
+    takes an RGB file of any size (no instance map) and gives an image of its size."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for sub in ("train_A", "train_B"):
+        (tmp_path / "data" / sub).mkdir(parents=True)
+        for k in range(2):
+            Image.fromarray(rng.integers(0, 256, (32, 64, 3), dtype=np.uint8)).save(tmp_path / "data" / sub / f"{k}.png")
+    out = tmp_path / "run"
+    args = ["--ngf", "8"] + SMALL
+    main(args + ["--data", tmp_path / "data", "--label-nc", "0", "--no-instance", "--max-steps", "1", "--out", out])
+    assert json.loads((out / "options.json").read_text())["label_nc"] == 0
+    Image.fromarray(rng.integers(0, 256, (30, 50, 3), dtype=np.uint8)).save(tmp_path / "photo.png")
+    generate("--checkpoint", out / "checkpoints/last.pt", "--label", tmp_path / "photo.png", "--out", tmp_path / "o.png")
+    assert Image.open(tmp_path / "o.png").size == (50, 30)
