@@ -168,16 +168,16 @@ def train_and_evaluate(name: str, entry: dict, opt) -> list[dict]:
     if entry.get("sr"):
         records = [sr_record(r, records[0]) for r in records]
     shape = entry.get("shape") or f"{entry['size']}x{entry['size']}"
+    trained = {"setting": entry["note"], "budget": f"{minutes:g} min", "train_s": train_s}
     return [{**record, "model": reference_name(name, record), "data": f"{entry['data']} {shape}",
-             "setting": entry["note"] if record.get("what") != REAL_IMAGES else "the segmenter on the real images of "
-             "the same held-out scenes: the ceiling (FID: against other real scenes, the floor)",
-             "budget": f"{minutes:g} min" if record.get("what") != REAL_IMAGES else "-",
-             "steps": record["step"] if record.get("what") != REAL_IMAGES else 0,
-             "train_s": train_s if record.get("what") != REAL_IMAGES else 0, "eval_s": eval_s, **machine()}
+             **(REAL_SCENES_ROW if record.get("what") == REAL_IMAGES else {**trained, "steps": record["step"]}),
+             "eval_s": eval_s, **machine()}
             for record in records]
 
 
 REAL_IMAGES = "real images (reference)"  # pix2pixhd/evaluate.py's reference record
+REAL_SCENES_ROW = {"setting": "the segmenter on the real images of the same held-out scenes: the ceiling (FID: "
+                              "against other real scenes, the floor)", "budget": "-", "steps": 0, "train_s": 0}
 
 
 def reference_name(name: str, record: dict) -> str:
@@ -236,6 +236,11 @@ def machines(rows: list[dict]) -> list[str]:
     return list(dict.fromkeys(r.get("hardware", UNRECORDED) for r in rows))
 
 
+def measured_on(row: dict, footnote: dict) -> str:
+    """The last cell of every table: the date, the machine's footnote and the precision."""
+    return f"{row.get('date', '-')} [{footnote[row.get('hardware', UNRECORDED)]}], {row.get('precision', '?')}"
+
+
 def paired_table(rows: list[dict], footnote: dict) -> str:
     """The image-to-image rows: each model's outputs and the trivial baselines its evaluate.py
     measured beside them on the same held-out pairs."""
@@ -243,10 +248,9 @@ def paired_table(rows: list[dict], footnote: dict) -> str:
              "| measured (machine, precision) |",
              "|---|---|---|---|---:|---|---:|---:|---:|---|---:|---|"]
     for r in rows:
-        where = f"[{footnote[r.get('hardware', UNRECORDED)]}], {r.get('precision', '?')}"
         lines.append(f"| {r['model']} | {r['data']} | {r['setting']} | {r['budget']} | {r['steps']} | {r['what']} | "
                      f"{fmt(r.get('l1'), 4)} | {fmt(r['psnr'], 2)} | {fmt(r.get('ssim'), 3)} | {pairs(r)} "
-                     f"| {r['train_s']:.0f} | {r.get('date', '-')} {where} |")
+                     f"| {r['train_s']:.0f} | {measured_on(r, footnote)} |")
     return "\n".join(lines)
 
 
@@ -272,10 +276,9 @@ def semantic_table(rows: list[dict], footnote: dict) -> str:
              "| measured (machine, precision) |",
              "|---|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
-        where = f"[{footnote[r.get('hardware', UNRECORDED)]}], {r.get('precision', '?')}"
         lines.append(f"| {r['model']} | {r['data']} | {r['setting']} | {r['budget']} | {r['steps']} | "
                      f"{fmt(r['pixel_acc'], 3)} | {fmt(r['mean_iou'], 3)} | {fmt(r.get('fid'), 2)} | {r['n']} "
-                     f"| {r['train_s']:.0f} | {r.get('date', '-')} {where} |")
+                     f"| {r['train_s']:.0f} | {measured_on(r, footnote)} |")
     return "\n".join(lines)
 
 
@@ -286,11 +289,10 @@ def table(rows: list[dict]) -> str:
              "| train s | eval s | measured (machine, precision) |",
              "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
-        where = f"[{footnote[r.get('hardware', UNRECORDED)]}], {r.get('precision', '?')}"
         lines.append(f"| {r['model']} | {r['data']} | {r['setting']} | {r['budget']} | {r['steps']} | "
                      f"{fmt(r['fid'], 2)} | {fmt(r['kid'], 2)} | {fmt(r.get('is'), 2)} | {fmt(r.get('swd'), 1)} | "
                      f"{fmt(r['ms_ssim'], 3)} | {fmt(r.get('class_accuracy'), 3)} | {r['n']} | {r['train_s']:.0f} | "
-                     f"{r['eval_s']:.0f} | {r.get('date', '-')} {where} |")
+                     f"{r['eval_s']:.0f} | {measured_on(r, footnote)} |")
     return "\n".join(lines)
 
 
@@ -350,7 +352,7 @@ def section(rows: list[dict], opt, argv: list[str]) -> str:
         "",
         "Each model's evaluate.py measures its outputs on held-out pairs (whole photos never cropped for "
         "training) against their targets, beside the trivial baseline on the same pairs: the input itself "
-        "(pix2pix: the grey copy or the edge map; CycleGAN: the untranslated crop; SRGAN and ESRGAN: bicubic "
+        "(pix2pix: the grey photo, lightness without colour, or the edge map; CycleGAN: the untranslated crop; SRGAN and ESRGAN: bicubic "
         "upsampling of the LR image). L1 on [-1, 1], PSNR and SSIM on [0, 1] (super-resolution: on the Y "
         "channel with a border of scale pixels cropped, as the SR papers report them): lower L1, higher PSNR "
         "and SSIM are better.",

@@ -117,30 +117,31 @@ class PhotoCrops(Dataset):
 
 
 # --------------------------------------------------------------- image folder
-def list_images(root: str | Path) -> list[Path]:
+def list_images(root: str | Path, what: str = "--data") -> list[Path]:
     """Every image below `root`; a missing or empty folder, a non-image file or an
-    unreadable image is a DataError naming the culprit (hidden files are skipped)."""
+    unreadable image is a DataError naming the culprit and the flag `what` that gave the
+    path (hidden files are skipped). Only --data hints at the embedded dataset."""
     from PIL import Image, UnidentifiedImageError
 
     root = Path(root)
     if not root.exists():
-        raise DataError(f"--data {root}: no such file or directory (use --data digits for the "
-                        f"embedded dataset)")
+        hint = " (use --data digits for the embedded dataset)" if what == "--data" else ""
+        raise DataError(f"{what} {root}: no such file or directory{hint}")
     if not root.is_dir():
-        raise DataError(f"--data {root}: not a folder of images")
+        raise DataError(f"{what} {root}: not a folder of images")
     files = sorted(p for p in root.rglob("*") if p.is_file()
                    and not any(part.startswith(".") for part in p.relative_to(root).parts))
     if not files:
-        raise DataError(f"--data {root}: the folder is empty")
+        raise DataError(f"{what} {root}: the folder is empty")
     for p in files:
         if p.suffix.lower() not in IMAGE_EXTENSIONS:
-            raise DataError(f"--data {root}: {p} is not an image (expected one of "
+            raise DataError(f"{what} {root}: {p} is not an image (expected one of "
                             f"{' '.join(IMAGE_EXTENSIONS)}); move it out of the folder")
         try:
             with Image.open(p) as im:  # reads the header only: fast on large folders
                 im.size
         except (UnidentifiedImageError, OSError) as exc:
-            raise DataError(f"--data {root}: cannot read image {p} ({exc.__class__.__name__})") from exc
+            raise DataError(f"{what} {root}: cannot read image {p} ({exc.__class__.__name__})") from exc
     return files
 
 

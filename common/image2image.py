@@ -126,11 +126,7 @@ def conversion_note(files: list[Path], what: str) -> str | None:
 def image_files(path: str | Path, what: str = "--data") -> list[Path]:
     """The images of a folder (common.data.list_images: a missing or empty folder, a
     non-image or unreadable file is a one-line DataError), labelled `what` in errors."""
-    try:
-        return list_images(path)
-    except DataError as exc:
-        text = str(exc) if what == "--data" else str(exc).split(" (use --data", 1)[0]  # that hint is training's
-        raise DataError(text.replace("--data", what, 1)) from exc
+    return list_images(path, what)
 
 
 # ------------------------------------------------------------------ inference

@@ -34,7 +34,7 @@ CHANNELS = {"colorize": (1, 2)}  # (G's input, G's output) channels where not (3
 
 # --------------------------------------------------------------- embedded tasks
 def grey(photo: np.ndarray) -> np.ndarray:
-    """The photo's luma (ITU-R BT.601 weights) repeated into three channels: colourisation's input."""
+    """The photo's luma (ITU-R BT.601 weights) repeated into three channels: what edges() reads."""
     y = photo.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     return np.repeat(np.clip(np.rint(y), 0, 255).astype(np.uint8)[..., None], 3, axis=2)
 

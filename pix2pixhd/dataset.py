@@ -56,6 +56,7 @@ from torch.utils.data import Dataset
 
 from common import image2image as i2i
 from common.errors import DataError, UserError
+from pix2pixhd.model import generator_in_channels
 
 # ================================================================ classes
 CLASS_NAMES = ("sky", "road", "sidewalk", "building", "vegetation", "pole", "car", "person")
@@ -121,8 +122,8 @@ def encode_input(label: torch.Tensor, inst: torch.Tensor | None, label_nc: int,
 
 
 def input_channels(label_nc: int, use_instance: bool, image_nc: int = 3) -> int:
-    """Channels of encode_input's output: label_nc (or image_nc for label_nc 0) + 1 boundary map."""
-    return (label_nc if label_nc else image_nc) + int(use_instance)
+    """Channels of encode_input's output: model.generator_in_channels without features."""
+    return generator_in_channels(label_nc, use_instance, 0, image_nc)
 
 
 def instance_class(inst: torch.Tensor) -> torch.Tensor:

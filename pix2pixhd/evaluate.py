@@ -8,9 +8,9 @@ against the real held-out images, beside the real data's own floor (other real s
     python evaluate.py --checkpoint ... --n 200 --style cluster=0       # Sec. 3.4 models: which look
 
 The segmenter (pix2pixhd/segmentation.py) knows the embedded procedural scenes only; it is
-trained once per machine and size (about a minute) and cached. A model trained on a folder
-(e.g. Cityscapes) needs a segmentation network for that data, which this script does not
-have: it says so and stops. Results are printed and appended as JSON lines to
+trained once per machine and size (about 1.5 CPU minutes at 256x128) and cached. A model
+trained on a folder (e.g. Cityscapes) needs a segmentation network for that data, which this
+script does not have: it says so and stops. Results are printed and appended as JSON lines to
 <run>/metrics.jsonl (or --jsonl).
 """
 import sys
@@ -28,10 +28,11 @@ from common import metrics
 from common.cli import positive_int
 from common.device import pick_device
 from common.errors import UserError
-from pix2pixhd.dataset import EMBEDDED, HELD_OUT_SEED, build_dataset, scene_size
+from pix2pixhd.dataset import EMBEDDED, HELD_OUT_SEED, build_dataset
 from pix2pixhd.generate import load_model, style_setup
 from pix2pixhd.model import size_multiple
-from pix2pixhd.segmentation import load_segmenter, render_scenes, score_images, to_signed
+from pix2pixhd.segmentation import (cache_path, cache_settings, load_segmenter, render_scenes, score_images,
+                                    to_signed)
 from pix2pixhd.utils import synthesize
 
 MODEL_NAME = "pix2pixhd"
@@ -63,57 +64,47 @@ def held_out(options: dict, n: int) -> dict:
     return default_collate([ds[i] for i in range(n)])
 
 
-def scores(G, E, options: dict, device, n: int, *, style: str = "encode", centres=None, seed: int = 0,
-           segmenter=None, reference_features=None) -> dict:
-    """Sec. 4.1 on n held-out scenes: the segmentation scores and FID of G's images. The real
+class HeldOut:
+    """What every score is measured against, built once: the first n held-out scenes, the
+    segmenter for their size (and its cache name), and the features of their real images."""
+
+    def __init__(self, options: dict, n: int):
+        self.batch, self.n, self.label_nc = held_out(options, n), n, options["label_nc"]
+        h, w = self.batch["image"].shape[-2:]
+        self.segmenter = load_segmenter(h, w)
+        self.segmenter_name = cache_path(cache_settings(h, w)).name
+        self.extractor = metrics.feature_extractor("offline", "scenes")
+        self.real_features = metrics.extract(self.extractor, self.batch["image"])[0]
+
+
+def scores(G, E, held: HeldOut, options: dict, device, *, style: str = "encode", centres=None,
+           seed: int = 0) -> dict:
+    """Sec. 4.1 on the held-out scenes: the segmentation scores and FID of G's images. The real
     images' own figures are `reference_scores`."""
-    batch = held_out(options, n)
     g = torch.Generator().manual_seed(seed)
-    fakes = synthesize(G, E, batch, options, device, style=style, centres=centres, generator=g)
-    h, w = fakes.shape[-2:]
-    segmenter = segmenter or load_segmenter(h, w)
-    extractor = metrics.feature_extractor("offline", "scenes")
-    real_feats = reference_features if reference_features is not None else metrics.extract(extractor, batch["image"])[0]
-    seg = score_images(segmenter, fakes, batch["label"], options["label_nc"])
+    fakes = synthesize(G, E, held.batch, options, device, style=style, centres=centres, generator=g)
+    seg = score_images(held.segmenter, fakes, held.batch["label"], held.label_nc)
     return {"pixel_acc": seg["pixel_acc"], "mean_iou": seg["mean_iou"],
-            "fid": metrics.fid(real_feats, metrics.extract(extractor, fakes)[0]), "n": n}
+            "fid": metrics.fid(held.real_features, metrics.extract(held.extractor, fakes)[0]), "n": held.n}
 
 
-def reference_scores(options: dict, n: int, segmenter=None) -> dict:
+def reference_scores(held: HeldOut) -> dict:
     """The ceiling and floor: the segmenter on the real held-out images, and the FID between
     them and n other real scenes (seeds from REFERENCE_SEED: neither trained on nor held out)."""
-    batch = held_out(options, n)
-    h, w = batch["image"].shape[-2:]
-    segmenter = segmenter or load_segmenter(h, w)
-    others = to_signed(render_scenes(range(REFERENCE_SEED, REFERENCE_SEED + n), h, w)[0])
-    extractor = metrics.feature_extractor("offline", "scenes")
-    seg = score_images(segmenter, batch["image"], batch["label"], options["label_nc"])
+    h, w = held.batch["image"].shape[-2:]
+    others = to_signed(render_scenes(range(REFERENCE_SEED, REFERENCE_SEED + held.n), h, w)[0])
+    seg = score_images(held.segmenter, held.batch["image"], held.batch["label"], held.label_nc)
     return {"pixel_acc": seg["pixel_acc"], "mean_iou": seg["mean_iou"],
-            "fid": metrics.fid(metrics.extract(extractor, batch["image"])[0], metrics.extract(extractor, others)[0]),
-            "n": n}
+            "fid": metrics.fid(held.real_features, metrics.extract(held.extractor, others)[0]), "n": held.n}
 
 
-def segmenter_name(options: dict, n: int) -> str:
-    """The cached segmenter's file name for the run's scene size: its version and settings."""
-    from pix2pixhd.segmentation import cache_path, cache_settings
-
-    h, w = held_out(options, 1)["image"].shape[-2:]
-    return cache_path(cache_settings(h, w)).name
-
-
-def periodic_evaluation(G, E, opt, options: dict, device, n: int, multiple: int):
-    """train.py --eval-every: the same scores on n held-out scenes, with the segmenter and the
-    real features computed once (E encodes the real image: the clusters come after training)."""
+def periodic_evaluation(G, E, opt, options: dict, device, n: int):
+    """train.py --eval-every: the same scores on n held-out scenes, the scenes, segmenter and
+    real features built once (E encodes the real image: the clusters come after training)."""
     if opt.data not in EMBEDDED:
         raise UserError("--eval-every: the scene segmenter knows the embedded scenes only (--data scenes)")
-    h, w = scene_size(opt, multiple)
-    segmenter = load_segmenter(h, w)
-    extractor = metrics.feature_extractor("offline", "scenes")
-    real_feats = metrics.extract(extractor, held_out(options, n)["image"])[0]
-
-    def evaluate() -> dict:
-        return scores(G, E, options, device, n, segmenter=segmenter, reference_features=real_feats)
-    return evaluate
+    held = HeldOut(options, n)
+    return lambda: scores(G, E, held, options, device)
 
 
 def main(opt) -> list[dict]:
@@ -123,13 +114,14 @@ def main(opt) -> list[dict]:
         raise UserError(f"{opt.checkpoint} was trained on {options['data']}: the scene segmenter knows the embedded "
                         f"scenes only; score such a model with a segmentation network for its data (the paper: PSPNet)")
     style, centres = style_setup(opt, E, Path(opt.checkpoint))
+    held = HeldOut(options, opt.n)
     common = {"model": MODEL_NAME, "checkpoint": str(opt.checkpoint), "step": payload.get("step"),
               "scenes": f"held-out seeds {HELD_OUT_SEED}..{HELD_OUT_SEED + opt.n - 1}",
               "metric": "offline scene segmenter (pix2pixhd/segmentation.py); offline conv-statistics FID",
-              "segmenter": segmenter_name(options, opt.n)}
+              "segmenter": held.segmenter_name}
     generated = {**common, "what": "generated", "style": style if E is not None else None,
-                 **scores(G, E, options, device, opt.n, style=style, centres=centres, seed=opt.seed)}
-    real = {**common, "what": "real images (reference)", **reference_scores(options, opt.n)}
+                 **scores(G, E, held, options, device, style=style, centres=centres, seed=opt.seed)}
+    real = {**common, "what": "real images (reference)", **reference_scores(held)}
     path = Path(opt.jsonl) if opt.jsonl else Path(opt.checkpoint).resolve().parents[1] / "metrics.jsonl"
     for record in (generated, real):
         label = f"generated (step {record['step']})" if record["what"] == "generated" else record["what"]

@@ -6,8 +6,8 @@ images over the *synthesized* ones and compare its prediction with the label map
 images were synthesized from. If the synthesis is realistic (and faithful to the input
 layout) the network recognises the objects where the label map put them. Two numbers:
 pixel accuracy and mean intersection-over-union; beside them the same network's scores on
-the real images of the same label maps (the paper's "oracle" row: 0.831 mIoU / 0.953
-pixel accuracy for PSPNet on Cityscapes), which is the ceiling a perfect synthesis reaches.
+the real images of the same label maps (the paper's "oracle" row for PSPNet on Cityscapes),
+which is the ceiling a perfect synthesis reaches.
 
 Our deviation: the paper uses PSPNet (Zhao et al. 2017, ResNet-101, trained on Cityscapes
 at 2048 x 1024). Offline and on two CPU cores there is no such network, so this module
@@ -42,7 +42,7 @@ from pix2pixhd.dataset import HELD_OUT_SEED, LABEL_NC, make_scene
 
 VERSION = 1  # bump when the architecture or the training recipe changes: cached copies are then retrained
 CHANNELS = (16, 32, 48, 64)  # full, 1/2, 1/4 and 1/8 resolution
-# The defaults of train_segmenter / load_segmenter (measured: see train_segmenter's docstring).
+# The defaults of train_segmenter / load_segmenter (what they reach: pix2pixhd/README.md, Results).
 N_SCENES, STEPS, BATCH_SIZE, LR, CLASS_BALANCE = 256, 400, 4, 1e-2, 0.5
 
 
@@ -137,14 +137,8 @@ def train_segmenter(n_scenes: int = N_SCENES, height: int = 128, width: int = 25
     of the learning rate to 0 over `steps`. torch.manual_seed(seed) for the initial weights
     and a torch.Generator(seed) for the batches, inside torch.random.fork_rng so the
     caller's random state is left alone: same arguments, same weights (on one machine and
-    thread count). channels_last memory format (about 1.4x faster on the CPU).
-
-    The defaults (256 scenes, 400 steps of 4 at 128 x 256, lr 1e-2, class_balance 0.5), measured
-    on 2 CPU cores (AMD EPYC, fp32): 73-93 s including rendering the scenes; on the first 64
-    held-out real scenes at 128 x 256, pixel accuracy 0.981 and mean IoU 0.841 (IoU sky
-    0.998, road 0.994, sidewalk 0.927, building 0.958, vegetation 0.949, pole 0.389 (two
-    pixels wide), car 0.961, person 0.549). Plain cross-entropy (class_balance 0) gave 0.973 /
-    0.707 with poles and people at 0; lr 2e-3 at batch 8 only 0.938 / 0.585."""
+    thread count). channels_last memory format. The defaults and what they reach on real
+    held-out scenes (and the settings tried before them) are in pix2pixhd/README.md."""
     images, labels = render_scenes(range(n_scenes), height, width)
     weight = class_weights(labels, label_nc, class_balance)
     gen = torch.Generator().manual_seed(seed)

@@ -286,7 +286,7 @@ def main(opt) -> Path:
     evaluate = None
     if opt.eval_every > 0 and session.is_main:
         from pix2pixhd.evaluate import periodic_evaluation
-        evaluate = periodic_evaluation(G, E, opt, options, session.device, opt.eval_n or 32, multiple)
+        evaluate = periodic_evaluation(G, E, opt, options, session.device, opt.eval_n or 32)
     loop = TrainLoop(opt, session, run, ckpt, total=total, start_step=start_step, sample=sample, grid_columns=3,
                      evaluate=evaluate)
     for step, epoch, batch in loop.over(loader):

@@ -83,22 +83,19 @@ class GlobalFreeze:
         self.G, self.optimizer, self.epochs = G, optimizer, epochs
         self.active = hasattr(G, "enhancer_parameters") and epochs > 0
         self.released = not self.active
+        if self.active:  # fixed from the start: only the outermost enhancer keeps requires_grad
+            learning = set(map(id, G.enhancer_parameters()))
+            for p in G.parameters():
+                p.requires_grad_(id(p) in learning)
 
     def set_epoch(self, epoch: int) -> bool:
-        """Freeze or release for `epoch`; True on the one call that releases G1."""
-        if not self.active:
+        """Release G1 once `epoch` reaches `epochs`; True on the one call that releases it."""
+        if self.released or epoch < self.epochs:
             return False
-        if epoch < self.epochs and not self.released:
-            fixed = set(map(id, self.G.enhancer_parameters()))
-            for p in self.G.parameters():
-                p.requires_grad_(id(p) in fixed)
-            return False
-        if not self.released:
-            self.released = True
-            self.G.requires_grad_(True)
-            self.optimizer.state.clear()  # update_fixed_params: a new Adam over every parameter
-            return True
-        return False
+        self.released = True
+        self.G.requires_grad_(True)
+        self.optimizer.state.clear()  # update_fixed_params: a new Adam over every parameter
+        return True
 
     def state_dict(self) -> dict:
         return {"epochs": self.epochs, "released": self.released}
