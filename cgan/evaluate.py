@@ -18,7 +18,9 @@ features; class accuracy is the key "class_accuracy".
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd cgan && python evaluate.py` works
+if not __package__:  # run as a script inside its folder: import the folder as a package, whatever its name (PEP 366)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = Path(__file__).parent.name
 
 import torch
 
@@ -26,9 +28,9 @@ from common import inference, metrics
 from common.checkpoint import load_for_inference
 from common.device import pick_device
 from common.errors import run_main
-from cgan.dataset import build_dataset
-from cgan.generate import load_generator
-from cgan.utils import cycling_labels, generate, label_classifier, sample_z
+from .dataset import build_dataset
+from .model import build_generator
+from .utils import cycling_labels, generate, label_classifier, sample_z
 
 MODEL_NAME = "cgan"
 
@@ -47,7 +49,7 @@ def real_labels(dataset, seed: int, n: int) -> torch.Tensor:
 def main(opt) -> list[dict]:
     device = pick_device(opt.device)
     payload = load_for_inference(opt.checkpoint, MODEL_NAME)
-    G, o = load_generator(opt.checkpoint, device, payload=payload)
+    G, o = inference.load_generator(opt.checkpoint, MODEL_NAME, build_generator, device, payload=payload)
     dataset = build_dataset(inference.stored_data(o, opt.data_root))
     evaluator = inference.evaluator(opt, dataset, o, device)
     z = sample_z(evaluator.n, o["nz"], o["z_dist"], generator=torch.Generator().manual_seed(opt.seed))

@@ -12,15 +12,17 @@ stays on (it is part of its noise), its masks drawn from --seed like z.
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd cgan && python generate.py` works
+if not __package__:  # run as a script inside its folder: import the folder as a package, whatever its name (PEP 366)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = Path(__file__).parent.name
 
 import torch
 
 from common import inference
 from common.cli import positive_int
 from common.errors import UserError
-from cgan.model import build_models
-from cgan.utils import class_grid_labels, class_grid_z, generate, sample_z
+from .model import build_generator
+from .utils import class_grid_labels, class_grid_z, generate, sample_z
 
 MODEL_NAME = "cgan"
 
@@ -30,15 +32,6 @@ def add_args(p) -> None:
                    help="draw --n samples of this class (default: the class grid, one row per class)")
     p.add_argument("--per-class", type=positive_int, default=10,
                    help="columns of the class grid: samples per class (default 10)")
-
-
-def build_generator(o: dict) -> torch.nn.Module:
-    """G of either --arch, as the checkpoint's options describe it."""
-    return build_models(o)[0]
-
-
-def load_generator(path, device, payload: dict | None = None) -> tuple[torch.nn.Module, dict]:
-    return inference.load_generator(path, MODEL_NAME, build_generator, device, payload=payload)
 
 
 def requested(opt, o: dict) -> tuple[torch.Tensor, torch.Tensor, int]:

@@ -234,3 +234,8 @@ def build_models(o: dict) -> tuple[nn.Module, nn.Module]:
     else:
         raise ValueError(f"unknown architecture {arch!r} (choose from {', '.join(ARCHS)})")
     return G, D
+
+
+def build_generator(o: dict) -> nn.Module:
+    """G of either --arch, as the options `o` (a checkpoint's) describe it (generate.py, evaluate.py)."""
+    return build_models(o)[0]

@@ -22,7 +22,9 @@ on the data's own label frequencies; its noise is drawn afresh.
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd cgan && python train.py` works
+if not __package__:  # run as a script inside its folder: import the folder as a package, whatever its name (PEP 366)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = Path(__file__).parent.name
 
 import argparse
 
@@ -40,9 +42,9 @@ from common.errors import run_main
 from common.loop import TrainLoop, n_params, setup
 from common.penalty import gradient_penalty
 from common.pylearn2 import apply_sgd_schedule, sgd_schedule  # noqa: F401 (sgd_schedule: Sec. 4.1's, per update)
-from cgan.dataset import build_dataset
-from cgan.model import ARCHS, build_models
-from cgan.utils import Z_DISTS, class_grid_labels, class_grid_z, cycling_labels, generate, label_classifier, sample_z
+from .dataset import build_dataset
+from .model import ARCHS, build_models
+from .utils import Z_DISTS, class_grid_labels, class_grid_z, cycling_labels, generate, label_classifier, sample_z
 
 MODEL_NAME = "cgan"
 ARCH_OPTIONS = ("arch", "nz", "embed_size", "ngf", "ndf", "image_size", "channels", "num_classes")
@@ -158,7 +160,10 @@ def critic_step(G, C, opt_c, real: torch.Tensor, labels: torch.Tensor, z: torch.
         # the penalty's interpolates x_hat keep the real/fake pair's shared label y
         gp = gradient_penalty(C, real, fake, scaler=prec.scaler, labels=labels)
         loss_c = critic_loss(real_scores, fake_scores, gp, lambda_gp)
-    prec.minimize(loss_c, opt_c)
+    opt_c.zero_grad(set_to_none=True)
+    prec.scaler.scale(loss_c).backward()
+    prec.scaler.step(opt_c)
+    prec.scaler.update()
     return {"loss_c": loss_c.detach(), "gp": gp.detach(),
             "wasserstein_estimate": wasserstein_estimate(real_scores.detach(), fake_scores.detach())}
 
@@ -170,16 +175,22 @@ def discriminator_step(G, D, opt_d, real: torch.Tensor, labels: torch.Tensor, z:
     with prec.autocast():
         real_logits, fake_logits = D(real, labels), D(fake, labels)
         loss_d = discriminator_loss(real_logits, fake_logits)
-    prec.minimize(loss_d, opt_d)
+    opt_d.zero_grad(set_to_none=True)
+    prec.scaler.scale(loss_d).backward()
+    prec.scaler.step(opt_d)
+    prec.scaler.update()
     return {"loss_d": loss_d.detach(), "D(x)": torch.sigmoid(real_logits.detach().float()).mean(),
             "D(G(z))": torch.sigmoid(fake_logits.detach().float()).mean()}
 
 
 def generator_step(G, D, opt_g, z: torch.Tensor, labels: torch.Tensor, prec: cdev.Precision, loss_fn) -> dict:
     """One update of G against the current D / critic (`loss_fn`: wgan_generator_loss or generator_loss)."""
-    with distributed.frozen(D) as d, prec.autocast():  # G's gradients pass through D, not into it
+    with distributed.frozen_outside_ddp(D) as d, prec.autocast():  # G's gradients pass through D, not into it
         loss_g = loss_fn(d(G(z, labels), labels))
-    prec.minimize(loss_g, opt_g)
+    opt_g.zero_grad(set_to_none=True)
+    prec.scaler.scale(loss_g).backward()
+    prec.scaler.step(opt_g)
+    prec.scaler.update()
     return {"loss_g": loss_g.detach()}
 
 

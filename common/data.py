@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from common.errors import DataError
+from common.errors import DataError, UserError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 EMBEDDED = ("digits", "photos")
@@ -65,6 +65,9 @@ class Digits(Dataset):
 
 # --------------------------------------------------------------------- photos
 BUNDLED_PHOTOS = SKIMAGE_PHOTOS + ("motorcycle", "china", "flower")  # load_bundled_photos' order
+# Whole photos kept out of the image-conditioned folders' embedded training sets, for
+# evaluation: a model is measured on scenes it never saw a crop of.
+HELD_OUT_PHOTOS = ("chelsea", "china")
 
 
 def load_bundled_photos() -> list[np.ndarray]:
@@ -197,6 +200,72 @@ def load_image(path: str | Path, channels: int = 3):
         raise DataError(f"cannot read image {path} ({exc})") from exc
 
 
+def read_rgb(path: str | Path) -> np.ndarray:
+    """An image file as uint8 HxWx3 (grey repeated, alpha dropped, 16-bit scaled:
+    convert_image); an unreadable file is a DataError naming it."""
+    return np.array(load_image(path, 3))  # a writable copy: torch.from_numpy warns on PIL's read-only buffer
+
+
+def conversion_note(files: list[Path], what: str) -> str | None:
+    """One line saying how many of `files` are not 8-bit RGB and will be converted (None if
+    all are): grey and 16-bit images are accepted and turned into RGB rather than refused,
+    because a dataset with a few grey photos in it is common and the conversion loses
+    nothing an RGB network could use."""
+    from PIL import Image
+
+    modes: dict[str, int] = {}
+    for f in files:
+        with Image.open(f) as im:
+            if im.mode != "RGB":
+                modes[im.mode] = modes.get(im.mode, 0) + 1
+    if not modes:
+        return None
+    kinds = ", ".join(f"{m}: {n}" for m, n in sorted(modes.items()))
+    return (f"note: {sum(modes.values())} of {len(files)} images in {what} are not 8-bit RGB ({kinds}); "
+            f"converted to RGB (grey repeated into R, G and B, alpha dropped, 16-bit scaled to 8)")
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """uint8 HxWxC -> float CxHxW in [-1, 1]."""
+    return to_tanh_range(torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255.0)  # a writable copy
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """float CxHxW in [-1, 1] -> uint8 HxWxC."""
+    x = ((image.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte()
+    return x.permute(1, 2, 0).cpu().numpy()
+
+
+def input_files(path: str | Path, what: str = "--input") -> list[Path]:
+    """A generate.py's --input (or `what`): one image file, or every image in a folder."""
+    path = Path(path)
+    if path.is_file():
+        if path.suffix.lower() not in IMAGE_EXTENSIONS:
+            raise DataError(f"{what} {path} is not an image (expected one of {' '.join(IMAGE_EXTENSIONS)})")
+        return [path]
+    return list_images(path, what)
+
+
+def output_path(source: Path, inputs_root: Path | None, out: Path, suffix: str = ".png") -> Path:
+    """Where the output for input file `source` goes: `out` itself for a single input file
+    named with an image extension, else out/<source's path below the input folder>.png."""
+    if inputs_root is None:
+        return out if out.suffix.lower() in IMAGE_EXTENSIONS else out / (source.stem + suffix)
+    return out / source.relative_to(inputs_root).with_suffix(suffix)
+
+
+def save_image(image: torch.Tensor, path: Path) -> Path:
+    """Write a CxHxW image in [-1, 1] as an 8-bit file (creating its folder)."""
+    from PIL import Image
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(to_uint8(image)).save(path)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc}") from exc
+    return path
+
+
 class ImageFolderFlat(Dataset):
     """Any folder of images (searched recursively), resized and centre-cropped to
     `image_size`, converted to `channels` (1 = greyscale, 3 = RGB). Label is 0."""
@@ -257,6 +326,40 @@ def build_dataset(data: str, image_size: int, *, channels: int = 3, data_root: s
     if data in TORCHVISION:
         return torchvision_dataset(data, image_size, data_root)
     return ImageFolderFlat(data, image_size, channels)
+
+
+# ------------------------------------------------------- augmentation that resumes
+# A dataset with `keyed = True` is indexed by (index, epoch) (ResumableSampler) and draws its
+# augmentation from a generator seeded by (seed, epoch, index): its crops change every epoch,
+# do not touch the global RNG and do not depend on the worker count.
+def split_key(key) -> tuple[int, int]:
+    """(index, epoch) from a keyed sampler's item, or (index, 0) for a plain integer index."""
+    if isinstance(key, tuple):
+        return int(key[0]), int(key[1])
+    return int(key), 0
+
+
+def item_seed(seed: int, epoch: int, index: int) -> int:
+    """The seed of item `index`'s augmentation in `epoch`: a pure function of the three."""
+    return int(np.random.default_rng([seed, epoch, index]).integers(2**31 - 1))
+
+
+def albumentations():
+    """The albumentations module, imported without its start-up check for a newer release
+    (a network request: this project never reaches the network behind the user's back)."""
+    import os
+
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    import albumentations as A
+
+    return A
+
+
+def augment(transform, seed: int, image: np.ndarray, **targets: np.ndarray) -> dict:
+    """An albumentations `transform(image=..., **targets)` with its random draws seeded by
+    `seed` (item_seed): every target gets the same crop, flip or rotation as `image`."""
+    transform.set_random_seed(seed)
+    return transform(image=image, **targets)
 
 
 # ------------------------------------------------------------------- loading

@@ -92,10 +92,11 @@ class GradScaler(torch.amp.GradScaler):
 class Precision:
     """Autocast context and GradScaler for one `--precision` choice.
 
-    Usage in a training step (PyTorch AMP recipe): forward passes and losses under
-    `with prec.autocast():`, then `prec.minimize(loss, opt)`, which is
-    `scaler.scale(loss).backward()`, `scaler.step(opt)` and `scaler.update()`.
-    With fp32/bf16 the scaler is disabled and each call is a pass-through.
+    A training step follows PyTorch's AMP recipe: forward passes and losses under
+    `with prec.autocast():`, then per optimizer `opt.zero_grad()`,
+    `prec.scaler.scale(loss).backward()` and `prec.scaler.step(opt)`, and one
+    `prec.scaler.update()` per iteration after the last step. With fp32/bf16 the scaler
+    is disabled and scale/step/update are a plain backward, a plain step and nothing.
     """
 
     def __init__(self, precision: str, device: torch.device):
@@ -108,16 +109,6 @@ class Precision:
         if self.mode == "fp32":
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.dtype)
-
-    def minimize(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, *, update_scale: bool = True) -> None:
-        """One optimizer step on `loss`, the AMP recipe: zero the gradients, backward the
-        (GradScaler-)scaled loss, step (skipped where fp16 gradients overflowed) and, unless
-        update_scale=False (a later step of the same iteration will), update the scale."""
-        optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.step(optimizer)
-        if update_scale:
-            self.scaler.update()
 
     def __repr__(self) -> str:
         return f"Precision({self.mode} on {self.device})"

@@ -73,10 +73,11 @@ def unwrap_ddp(model: torch.nn.Module) -> torch.nn.Module:
 
 
 @contextlib.contextmanager
-def frozen(model: torch.nn.Module):
-    """`with frozen(D) as d:` the module without DDP (unwrap_ddp: no gradient sync, still
-    compiled) with requires_grad off, so a generator step's gradients flow through D to G
-    without accumulating in D's weights; requires_grad is back on afterwards."""
+def frozen_outside_ddp(model: torch.nn.Module):
+    """`with frozen_outside_ddp(D) as d:` two things for a generator step's pass through D:
+    d is the module outside DDP (unwrap_ddp: no gradient sync for D, still compiled), and its
+    requires_grad is off until the block ends, so G's gradients flow through D without
+    accumulating in D's weights."""
     module = unwrap_ddp(model)
     module.requires_grad_(False)
     try:

@@ -4,17 +4,20 @@ A train.py keeps the paper's algorithm on screen and hands the rest to two calls
 
     session = setup(opt, MODEL_NAME)              # torchrun, seed, device, precision, run name
     ...                                           # data, models, optimizers, run, checkpointer, resume
-    loop = TrainLoop(opt, session, run, ckpt, total=total, start_step=start_step,
-                     sample=lambda: sample(G, fixed_z))
+    loop = TrainLoop(opt, session, run, ckpt, total=epochs * len(loader), start_step=start_step,
+                     sample=lambda: sample(G, fixed_z))  # --max-steps caps `total` here, for every folder
     for step, epoch, batch in loop.over(loader):  # resumes mid-epoch; stops on Ctrl-C / --max-minutes
         losses = train_step(G, D, ...)            # the paper's step, visible in train.py
-        loop.after_step(step, epoch, losses)      # bar, finite check, logs, samples, checkpoint, eval
+        loop.after_step(step, epoch, losses)      # bar, finite check, logs, LR schedule, samples, checkpoint, eval
     return loop.finish()                          # the last checkpoint, grid and evaluation
 
 `loop.steps()` yields only the step number, for papers whose step reads several batches
-(WGAN's n_critic critic iterations). Nothing here knows a paper's maths: it is a plain
-object with three methods, no base class and no callbacks beyond the two functions a
-folder passes in (`sample` for the grids, `evaluate` for --eval-every).
+(WGAN's n_critic critic iterations). Each chore has one way, here: --max-steps caps the
+run's length, `lr_schedulers` (torch.optim.lr_scheduler objects) are stepped once per epoch
+or once per step, --eval-every measures during the run and once more at its end. Nothing
+here knows a paper's maths: it is a plain object with three methods, no base class and no
+callbacks beyond the two functions a folder passes in (`sample` for the grids, `evaluate`
+for --eval-every).
 """
 from __future__ import annotations
 
@@ -109,16 +112,28 @@ class TrainLoop:
     checkpoints, evaluation, Ctrl-C and --max-minutes for one training run.
 
     The options decide the cadence: --log-every, --sample-every, --save-every,
-    --eval-every (with `evaluate`), --max-minutes. `sample()` returns the images of one
-    grid (in [-1, 1]); `evaluate()` returns a common.metrics report.
+    --eval-every (with `evaluate`), --max-minutes, and the length: `total` is the paper's
+    number of steps, cut to --max-steps when that is given. `sample()` returns the images
+    of one grid (in [-1, 1]); `evaluate()` returns a common.metrics report.
+    `lr_schedulers` {name: torch.optim.lr_scheduler object} are stepped after the paper's
+    step, at the end of every epoch (`schedule_every="epoch"`, pix2pix's linear decay) or
+    after every step ("step", SRGAN's halving), before the checkpoint of that step is
+    written; each one's rate is logged as train/lr_<name>. Their state belongs in the
+    Checkpointer's `states`, so a resumed run continues the schedule.
     """
 
     def __init__(self, opt, session: Session, run: crun.Run, checkpointer, *, total: int, start_step: int,
                  sample: Callable[[], torch.Tensor], evaluate: Callable[[], dict] | None = None,
-                 grid_columns: int | None = None):
+                 grid_columns: int | None = None, lr_schedulers: dict | None = None,
+                 schedule_every: str = "epoch"):
+        if schedule_every not in ("epoch", "step"):
+            raise ValueError(f"schedule_every is 'epoch' or 'step', not {schedule_every!r}")
         self.opt, self.session, self.run, self.ckpt = opt, session, run, checkpointer
         self.info = session.info
-        self.total, self.start_step = total, start_step
+        self.total = total if opt.max_steps is None else min(total, opt.max_steps)  # --max-steps
+        self.start_step = start_step
+        self.lr_schedulers, self.schedule_every = dict(lr_schedulers or {}), schedule_every
+        self.steps_per_epoch = None  # known once over(loader) starts
         self.step, self.epoch = start_step, 0
         self.sample, self.evaluate_fn, self.grid_columns = sample, evaluate, grid_columns
         self.scaler = session.prec.scaler
@@ -131,6 +146,7 @@ class TrainLoop:
     def over(self, loader) -> Iterator[tuple[int, int, object]]:
         """(step, epoch, batch) for steps start_step+1 .. total, one batch each, resuming
         mid-epoch on exactly the batch a run that never stopped would have read."""
+        self.steps_per_epoch = len(loader)
         for step, epoch, batch in self._until_stopped(cdata.iterate_steps(loader, self.start_step, self.total)):
             yield step, epoch, batch
 
@@ -164,8 +180,8 @@ class TrainLoop:
     # ----------------------------------------------------------- bookkeeping
     def after_step(self, step: int, epoch: int, losses: dict, log: dict | None = None) -> dict:
         """Everything after the paper's step: the losses (detached tensors) averaged over
-        ranks and checked, the bar, TensorBoard (`log`: extra scalars such as a scheduled
-        learning rate), the grid, the checkpoint and the evaluation when they are due."""
+        ranks and checked, the bar, TensorBoard (`log`: extra scalars, e.g. a momentum),
+        the learning-rate schedules, the grid, the checkpoint and the evaluation when due."""
         self.step, self.epoch = step, epoch
         opt = self.opt
         stats = torch.stack([v.detach().float() for v in losses.values()])
@@ -178,7 +194,9 @@ class TrainLoop:
         self._bar.update(1)
         self._bar.set_postfix({k: f"{v:.4g}" for k, v in values.items()}, refresh=False)
         if step % opt.log_every == 0:
-            self.run.log_scalars(step, {f"train/{k}": v for k, v in {**values, **(log or {})}.items()})
+            rates = {f"lr_{name}": s.get_last_lr()[0] for name, s in self.lr_schedulers.items()}
+            self.run.log_scalars(step, {f"train/{k}": v for k, v in {**values, **rates, **(log or {})}.items()})
+        self._step_schedules(step)
         if step % opt.sample_every == 0:
             self._save_grid(step)
         if step % opt.save_every == 0:
@@ -186,6 +204,17 @@ class TrainLoop:
         if self.evaluate_fn is not None and step % opt.eval_every == 0:
             self._evaluate(step, self._bar.write)
         return values
+
+    def _step_schedules(self, step: int) -> None:
+        """The rate for the next step: each scheduler steps after every step, or after the
+        last step of every epoch."""
+        if not self.lr_schedulers:
+            return
+        if self.schedule_every == "epoch" and self.steps_per_epoch is None:
+            raise ValueError("an epoch schedule needs loop.over(loader), which knows the epoch's length")
+        if self.schedule_every == "step" or step % self.steps_per_epoch == 0:
+            for scheduler in self.lr_schedulers.values():
+                scheduler.step()
 
     def _checked(self, step: int, values: dict) -> dict:
         """The finite check, except where fp16's GradScaler skipped an update whose

@@ -16,7 +16,9 @@ Results are printed as a table and appended as JSON lines to <run>/metrics.jsonl
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd cyclegan && python evaluate.py` works
+if not __package__:  # run as a script inside its folder: import the folder as a package, whatever its name (PEP 366)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = Path(__file__).parent.name
 
 import argparse
 
@@ -24,9 +26,8 @@ from common.checkpoint import load_for_inference
 from common.cli import positive_int
 from common.inference import run_script
 from common.metrics import append_jsonl
-from cyclegan.dataset import evaluation_set, is_embedded
-from cyclegan.generate import MODEL_NAME, load_generator
-from cyclegan.utils import translation_report
+from .dataset import evaluation_set, is_embedded
+from .utils import MODEL_NAME, load_generator, translation_report
 
 
 def parse_opt(argv=None):

@@ -13,7 +13,9 @@ sub-folder structure; every output is a PNG.
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd cyclegan && python generate.py` works
+if not __package__:  # run as a script inside its folder: import the folder as a package, whatever its name (PEP 366)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = Path(__file__).parent.name
 
 import argparse
 
@@ -21,15 +23,12 @@ import numpy as np
 import torch
 
 from common import image2image as i2i
-from common.checkpoint import load_for_inference, load_state_checked
 from common.errors import CheckpointError, DataError
 from common.inference import run_script
-from cyclegan.model import build_generator
+from .utils import GENERATORS, load_generator
 
-MODEL_NAME = "cyclegan"
 MULTIPLE = 4  # two stride-2 convolutions in G
 MIN_SIDE = 8  # below this, the residual blocks' reflection padding has nothing to mirror
-GENERATORS = {"AtoB": "G_AB", "BtoA": "G_BA"}
 
 
 def parse_opt(argv=None):
@@ -42,20 +41,6 @@ def parse_opt(argv=None):
                    help="AtoB uses G_AB (the paper's G), BtoA uses G_BA (the paper's F) (default AtoB)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default auto)")
     return p.parse_args(argv)
-
-
-def load_generator(path, direction: str, device, payload: dict | None = None) -> tuple[torch.nn.Module, dict]:
-    """G_AB (AtoB) or G_BA (BtoA) rebuilt from the checkpoint's options, in eval mode."""
-    payload = payload or load_for_inference(path, MODEL_NAME)
-    name = GENERATORS[direction]
-    try:
-        G = build_generator(payload["options"])
-    except KeyError as exc:
-        raise CheckpointError(f"{path}: options lack {exc}, needed to rebuild the generator") from exc
-    if name not in payload["models"]:
-        raise CheckpointError(f"{path} holds no weights for {name}")
-    load_state_checked(G, payload["models"][name], what=name, path=path)
-    return G.to(device).eval(), payload["options"]
 
 
 def main(opt) -> list[Path]:

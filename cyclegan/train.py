@@ -15,7 +15,9 @@ constant for 100 epochs, then decays linearly to 0 over 100 more (Sec. 4 / 7.1).
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd cyclegan && python train.py` works
+if not __package__:  # run as a script inside its folder: import the folder as a package, whatever its name (PEP 366)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = Path(__file__).parent.name
 
 import argparse
 
@@ -31,9 +33,9 @@ from common.cli import add_common_args, non_negative_float, positive_int, set_he
 from common.errors import run_main
 from common.loop import TrainLoop, n_params, setup
 from common.schedule import LinearDecay
-from cyclegan.dataset import build_dataset, evaluation_set, sample_pairs
-from cyclegan.model import build_discriminator, build_generator, default_blocks, init_weights
-from cyclegan.utils import ImagePool, grid_rows, translation_report
+from .dataset import build_dataset, evaluation_set, sample_pairs
+from .model import build_discriminator, build_generator, default_blocks, init_weights
+from .utils import ImagePool, grid_rows, translation_report
 
 MODEL_NAME = "cyclegan"
 ARCH_OPTIONS = ("ngf", "ndf", "n_blocks", "channels")  # decide tensor shapes; generate.py rebuilds from them
@@ -155,7 +157,7 @@ def train_step(G_AB, G_BA, D_A, D_B, opt_g, opt_d, real_a: torch.Tensor, real_b:
     D_A judges domain A (real a vs G_BA(b)), D_B judges domain B (real b vs G_AB(a))."""
     zero = real_a.new_zeros(())
     # ---- generator step: G_AB and G_BA minimise eq. 3 (+ identity) -------------
-    with distributed.frozen(D_A) as d_a, distributed.frozen(D_B) as d_b, prec.autocast():
+    with distributed.frozen_outside_ddp(D_A) as d_a, distributed.frozen_outside_ddp(D_B) as d_b, prec.autocast():
         fake_b = G_AB(real_a)  # G(x)
         rec_a = G_BA(fake_b)  # F(G(x)), the forward cycle
         fake_a = G_BA(real_b)  # F(y)
@@ -168,14 +170,19 @@ def train_step(G_AB, G_BA, D_A, D_B, opt_g, opt_d, real_a: torch.Tensor, real_b:
             idt_b = identity_loss(G_AB(real_b), real_b)  # G(y) ~ y
             idt_a = identity_loss(G_BA(real_a), real_a)  # F(x) ~ x
         loss_g = full_objective(gan_ab, gan_ba, cycle_a, cycle_b, idt_a, idt_b, lambda_cycle, lambda_identity)
-    prec.minimize(loss_g, opt_g, update_scale=False)  # the D step updates the fp16 scale
+    opt_g.zero_grad(set_to_none=True)
+    prec.scaler.scale(loss_g).backward()
+    prec.scaler.step(opt_g)  # the D step updates the fp16 scale
 
     # ---- discriminator step: D_A and D_B on real images vs the history of fakes -----
     with prec.autocast():
         loss_d_a = lsgan_discriminator_loss(D_A(real_a), D_A(pool_a.query(fake_a)))
         loss_d_b = lsgan_discriminator_loss(D_B(real_b), D_B(pool_b.query(fake_b)))
         loss_d = loss_d_a + loss_d_b  # one optimizer over both: each D's gradient is its own loss's
-    prec.minimize(loss_d, opt_d)
+    opt_d.zero_grad(set_to_none=True)
+    prec.scaler.scale(loss_d).backward()
+    prec.scaler.step(opt_d)
+    prec.scaler.update()
     return {"loss_g": loss_g.detach(), "G_AB": gan_ab.detach(), "G_BA": gan_ba.detach(),
             "cycle_A": cycle_a.detach(), "cycle_B": cycle_b.detach(), "idt_A": idt_a.detach(),
             "idt_B": idt_b.detach(), "D_A": loss_d_a.detach(), "D_B": loss_d_b.detach()}

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import torch
 
+from common.checkpoint import load_for_inference, load_state_checked
+from common.errors import CheckpointError
+from .model import build_generator
+
+MODEL_NAME = "cyclegan"
+GENERATORS = {"AtoB": "G_AB", "BtoA": "G_BA"}  # --direction: the paper's G and F
+
 
 class ImagePool:
     """A buffer of the last `capacity` generated images of one domain (50 in the paper).
@@ -103,3 +110,17 @@ def translation_report(G_AB, G_BA, evaluation: dict, device) -> list[dict]:
                      **paired_report(translate_batches(G_AB, fake_a, device), b)})
     n = {"n": int(a.shape[0]), "source": evaluation["source"]}
     return [{**r, **n} for r in rows]
+
+
+def load_generator(path, direction: str, device, payload: dict | None = None) -> tuple[torch.nn.Module, dict]:
+    """G_AB (AtoB) or G_BA (BtoA) rebuilt from the checkpoint's options, in eval mode."""
+    payload = payload or load_for_inference(path, MODEL_NAME)
+    name = GENERATORS[direction]
+    try:
+        G = build_generator(payload["options"])
+    except KeyError as exc:
+        raise CheckpointError(f"{path}: options lack {exc}, needed to rebuild the generator") from exc
+    if name not in payload["models"]:
+        raise CheckpointError(f"{path} holds no weights for {name}")
+    load_state_checked(G, payload["models"][name], what=name, path=path)
+    return G.to(device).eval(), payload["options"]

@@ -13,10 +13,12 @@ With an EMA in the checkpoint (--ema-decay) its weights are measured, unless --n
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd dcgan && python evaluate.py` works
+if not __package__:  # run as a script inside its folder: import the folder as a package, whatever its name (PEP 366)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = Path(__file__).parent.name
 
 from common import inference
-from dcgan import dataset, model, utils
+from . import dataset, model, utils
 
 parse_opt, main = inference.evaluate_script("dcgan", "Evaluate a trained DCGAN against its training data.",
                                             model.build_generator, utils.latents, dataset.build_dataset, ema=True)

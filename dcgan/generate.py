@@ -14,14 +14,16 @@ unless --no-ema.
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd dcgan && python generate.py` works
+if not __package__:  # run as a script inside its folder: import the folder as a package, whatever its name (PEP 366)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = Path(__file__).parent.name
 
 import torch
 
 from common import inference
 from common.cli import positive_int
-from dcgan.model import Generator, build_generator
-from dcgan.utils import interpolate_z, latents
+from .model import Generator, build_generator
+from .utils import interpolate_z, latents
 
 MODEL_NAME = "dcgan"
 

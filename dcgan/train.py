@@ -16,7 +16,9 @@ all off by default: --feature-matching (3.1), --minibatch-discrimination (3.2),
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd dcgan && python train.py` works
+if not __package__:  # run as a script inside its folder: import the folder as a package, whatever its name (PEP 366)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = Path(__file__).parent.name
 
 import argparse
 from dataclasses import dataclass
@@ -33,9 +35,9 @@ from common.cli import add_common_args, non_negative_float, positive_int
 from common.ema import EMA
 from common.errors import run_main
 from common.loop import TrainLoop, evaluation, n_params, setup
-from dcgan.dataset import build_dataset
-from dcgan.model import build_discriminator, build_generator, init_weights
-from dcgan.utils import HistoricalAverage, latents, sample_z
+from .dataset import build_dataset
+from .model import build_discriminator, build_generator, init_weights
+from .utils import HistoricalAverage, latents, sample_z
 
 MODEL_NAME = "dcgan"
 # these decide tensor shapes; generate.py reads them from the checkpoint (model.build_generator),
@@ -157,12 +159,14 @@ def train_step(G, D, opt_g, opt_d, real: torch.Tensor, z: torch.Tensor, prec: cd
         if tricks.d_average is not None:  # Sec. 3.3
             stats["hist_d"] = tricks.d_average.penalty(distributed.unwrap_all(D))
             cost_d = loss_d + tricks.historical_lambda * stats["hist_d"]
-    prec.minimize(cost_d, opt_d, update_scale=False)  # the G step updates the scale
+    opt_d.zero_grad(set_to_none=True)
+    prec.scaler.scale(cost_d).backward()
+    prec.scaler.step(opt_d)  # the G step updates the scale
     if tricks.d_average is not None:
         tricks.d_average.update(distributed.unwrap_all(D))
 
     # ---- generator step ----------------------------------------------------
-    with distributed.frozen(D) as d, prec.autocast():  # G's gradients pass through D, not into it
+    with distributed.frozen_outside_ddp(D) as d, prec.autocast():  # G's gradients pass through D, not into it
         if tricks.feature_matching:  # Sec. 3.1: match D's features, with D as just updated
             with torch.no_grad():
                 real_features = d.features(real)
@@ -172,7 +176,10 @@ def train_step(G, D, opt_g, opt_d, real: torch.Tensor, z: torch.Tensor, prec: cd
         if tricks.g_average is not None:  # Sec. 3.3
             stats["hist_g"] = tricks.g_average.penalty(distributed.unwrap_all(G))
             cost_g = loss_g + tricks.historical_lambda * stats["hist_g"]
-    prec.minimize(cost_g, opt_g)
+    opt_g.zero_grad(set_to_none=True)
+    prec.scaler.scale(cost_g).backward()
+    prec.scaler.step(opt_g)
+    prec.scaler.update()
     if tricks.g_average is not None:
         tricks.g_average.update(distributed.unwrap_all(G))
     return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),

@@ -15,7 +15,9 @@ checkpoint of ours, else ./esrgan_metrics.jsonl).
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd esrgan && python evaluate.py` works
+if not __package__:  # run as a script inside its folder: import the folder as a package, whatever its name (PEP 366)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = Path(__file__).parent.name
 
 import argparse
 
@@ -25,7 +27,7 @@ from common import image2image as i2i
 from common import inference, superres
 from common.device import pick_device
 from common.errors import UserError
-from esrgan.utils import MODEL_NAME, load_generator
+from .utils import MODEL_NAME, load_generator
 
 
 def parse_opt(argv=None):

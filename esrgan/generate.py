@@ -17,14 +17,16 @@ are converted to RGB first (and said so).
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd esrgan && python generate.py` works
+if not __package__:  # run as a script inside its folder: import the folder as a package, whatever its name (PEP 366)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = Path(__file__).parent.name
 
 import argparse
 
 from common import inference, superres
 from common.cli import positive_int
 from common.device import pick_device
-from esrgan.utils import load_generator
+from .utils import load_generator
 
 
 def parse_opt(argv=None):

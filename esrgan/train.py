@@ -14,7 +14,9 @@ of 128x128 HR crops; LR and HR in [0, 1].
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd esrgan && python train.py` works
+if not __package__:  # run as a script inside its folder: import the folder as a package, whatever its name (PEP 366)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = Path(__file__).parent.name
 
 import argparse
 
@@ -31,9 +33,9 @@ from common.errors import run_main
 from common.loop import TrainLoop, n_params, setup
 from common.schedule import MultiStep
 from common.vgg import vgg19_features
-from esrgan.dataset import build_dataset
-from esrgan.model import D_INPUT_SIZE, build_discriminator, build_generator
-from esrgan.utils import MODEL_NAME, load_init
+from .dataset import build_dataset
+from .model import D_INPUT_SIZE, build_discriminator, build_generator
+from .utils import MODEL_NAME, load_init
 
 ARCH_OPTIONS = ("nf", "nb", "gc", "scale")
 STAGE_ITERS = {"psnr": 1_000_000, "gan": 400_000}  # the official training options of the two stages
@@ -140,7 +142,10 @@ def psnr_step(G, opt_g, lr: torch.Tensor, hr: torch.Tensor, prec: cdev.Precision
     """The PSNR-oriented model (Sec. 4.1): one update of G on the L1 loss."""
     with prec.autocast():
         loss = l1_loss(G(lr), hr)
-    prec.minimize(loss, opt_g)
+    opt_g.zero_grad(set_to_none=True)
+    prec.scaler.scale(loss).backward()
+    prec.scaler.step(opt_g)
+    prec.scaler.update()
     return {"loss_l1": loss.detach()}
 
 
@@ -151,18 +156,23 @@ def gan_step(G, D, opt_g, opt_d, lr: torch.Tensor, hr: torch.Tensor, prec: cdev.
     `percep(sr, hr)`: the perceptual loss; `weights`: (w_p, lambda, eta)."""
     w_percep, w_adv, w_l1 = weights
     # ---- generator step: eq. 3, D's weights frozen ---------------------------------
-    with distributed.frozen(D) as d, prec.autocast():
+    with distributed.frozen_outside_ddp(D) as d, prec.autocast():
         sr = G(lr)
         real_logits, fake_logits = d(hr).detach(), d(sr)
         loss_percep, loss_l1 = percep(sr, hr), l1_loss(sr, hr)
         loss_adv = generator_adversarial_loss(real_logits, fake_logits)
         loss_g = w_percep * loss_percep + w_adv * loss_adv + w_l1 * loss_l1
-    prec.minimize(loss_g, opt_g, update_scale=False)
+    opt_g.zero_grad(set_to_none=True)
+    prec.scaler.scale(loss_g).backward()
+    prec.scaler.step(opt_g)
     # ---- discriminator step ----------------------------------------------------------
     with prec.autocast():
         real_logits, fake_logits = D(hr), D(sr.detach())
         loss_d = discriminator_loss(real_logits, fake_logits)
-    prec.minimize(loss_d, opt_d)
+    opt_d.zero_grad(set_to_none=True)
+    prec.scaler.scale(loss_d).backward()
+    prec.scaler.step(opt_d)
+    prec.scaler.update()
     relative = (real_logits.detach().float() - fake_logits.detach().float().mean())
     return {"loss_d": loss_d.detach(), "loss_percep": loss_percep.detach(), "loss_adv": loss_adv.detach(),
             "loss_l1": loss_l1.detach(), "D_Ra(HR,SR)": torch.sigmoid(relative).mean()}

@@ -14,7 +14,7 @@ import torch
 
 from common.checkpoint import FORMAT_VERSION, check_model_name, load_state_checked, load_tensors
 from common.errors import CheckpointError
-from esrgan.model import build_generator, interpolate_state
+from .model import build_generator, interpolate_state
 
 MODEL_NAME = "esrgan"
 

@@ -17,7 +17,9 @@ used; the generators have none), so a sample does not depend on its batch.
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd lapgan && python generate.py` works
+if not __package__:  # run as a script inside its folder: import the folder as a package, whatever its name (PEP 366)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = Path(__file__).parent.name
 
 import torch
 import torch.nn.functional as F
@@ -27,8 +29,8 @@ from common.cli import positive_int
 from common.data import load_image
 from common.errors import UserError
 from common.run import save_grid
-from lapgan.model import LAPGANGenerator, build_generator
-from lapgan.utils import gaussian_pyramid, latents
+from .model import LAPGANGenerator, build_generator
+from .utils import gaussian_pyramid, latents
 
 MODEL_NAME = "lapgan"
 

@@ -14,7 +14,9 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd lapgan && python train.py` works
+if not __package__:  # run as a script inside its folder: import the folder as a package, whatever its name (PEP 366)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = Path(__file__).parent.name
 
 import torch
 import torch.nn.functional as F
@@ -27,9 +29,9 @@ from common.checkpoint import Checkpointer
 from common.cli import add_common_args, positive_float, positive_int
 from common.errors import run_main
 from common.loop import TrainLoop, evaluation, n_params, setup
-from lapgan.dataset import build_dataset
-from lapgan.model import build_discriminator, build_generator, init_weights
-from lapgan.utils import check_pyramid, latents, set_sgd, sgd_schedule, training_pairs, uniform
+from .dataset import build_dataset
+from .model import build_discriminator, build_generator, init_weights
+from .utils import check_pyramid, latents, set_sgd, sgd_schedule, training_pairs, uniform
 
 MODEL_NAME = "lapgan"
 # these decide tensor shapes; generate.py and evaluate.py rebuild the cascade from them
@@ -120,12 +122,18 @@ def train_step(G, D, opt_g, opt_d, real: torch.Tensor, low: torch.Tensor | None,
         real_logits = D(real, low, labels)
         fake_logits = D(fake.detach(), low, labels)
         loss_d = discriminator_loss(real_logits, fake_logits)
-    prec.minimize(loss_d, opt_d, update_scale=False)
+    opt_d.zero_grad(set_to_none=True)
+    prec.scaler.scale(loss_d).backward()
+    prec.scaler.step(opt_d)
 
     # ---- generator step ----------------------------------------------------
-    with distributed.frozen(D) as d, prec.autocast():  # G's gradients pass through D, not into it
+    with distributed.frozen_outside_ddp(D) as d, prec.autocast():  # G's gradients pass through D, not into it
         loss_g = generator_loss(d(G(noise_g, low, labels), low, labels))
-    prec.minimize(loss_g, opt_g, update_scale=update_scale)
+    opt_g.zero_grad(set_to_none=True)
+    prec.scaler.scale(loss_g).backward()
+    prec.scaler.step(opt_g)
+    if update_scale:
+        prec.scaler.update()
     return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
             "D(x)": torch.sigmoid(real_logits.detach().float()).mean(),
             "D(G(z))": torch.sigmoid(fake_logits.detach().float()).mean()}

@@ -15,7 +15,9 @@ lines to <run>/metrics.jsonl (or --jsonl); --rows writes input | output | target
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd pix2pix && python evaluate.py` works
+if not __package__:  # run as a script inside its folder: import the folder as a package, whatever its name (PEP 366)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = Path(__file__).parent.name
 
 import argparse
 from types import SimpleNamespace
@@ -27,9 +29,9 @@ from common.checkpoint import load_for_inference
 from common.cli import positive_int
 from common.device import pick_device
 from common.run import save_grid
-from pix2pix.dataset import as_images, evaluation_pairs
-from pix2pix.model import build_generator
-from pix2pix.utils import run_generator
+from .dataset import as_images, evaluation_pairs
+from .model import build_generator
+from .utils import run_generator
 
 MODEL_NAME = "pix2pix"
 

@@ -17,7 +17,9 @@ to RGB (and said so).
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd pix2pix && python generate.py` works
+if not __package__:  # run as a script inside its folder: import the folder as a package, whatever its name (PEP 366)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = Path(__file__).parent.name
 
 import argparse
 from types import SimpleNamespace
@@ -30,9 +32,9 @@ from common.checkpoint import load_for_inference
 from common.cli import positive_int
 from common.device import pick_device
 from common.run import save_grid
-from pix2pix.dataset import EMBEDDED, MAKE_INPUT, as_images, evaluation_pairs, lab_pair, lab_to_rgb
-from pix2pix.model import build_generator, num_downs
-from pix2pix.utils import run_generator
+from .dataset import EMBEDDED, MAKE_INPUT, as_images, evaluation_pairs, lab_pair, lab_to_rgb
+from .model import build_generator, num_downs
+from .utils import run_generator
 
 MODEL_NAME = "pix2pix"
 ROWS_NAME = "pix2pix_rows.png"

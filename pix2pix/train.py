@@ -13,7 +13,9 @@ batch 1, random jitter; constant learning rate, then linear decay to 0 over the 
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd pix2pix && python train.py` works
+if not __package__:  # run as a script inside its folder: import the folder as a package, whatever its name (PEP 366)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = Path(__file__).parent.name
 
 import argparse
 
@@ -29,9 +31,9 @@ from common.cli import add_common_args, non_negative_float, positive_int, set_he
 from common.errors import DataError, run_main
 from common.loop import TrainLoop, n_params, setup
 from common.schedule import LinearDecay
-from pix2pix.dataset import CHANNELS, EMBEDDED, as_images, build_dataset, evaluation_pairs
-from pix2pix.model import NET_D, NET_G, build_discriminator, build_generator, init_weights, num_downs
-from pix2pix.utils import run_generator
+from .dataset import CHANNELS, EMBEDDED, as_images, build_dataset, evaluation_pairs
+from .model import NET_D, NET_G, build_discriminator, build_generator, init_weights, num_downs
+from .utils import run_generator
 
 MODEL_NAME = "pix2pix"
 ARCH_OPTIONS = ("netG", "netD", "ngf", "ndf", "image_size", "input_channels", "output_channels")  # decide tensor shapes (generate.py rebuilds G)
@@ -128,14 +130,19 @@ def train_step(G, D, opt_g, opt_d, x: torch.Tensor, y: torch.Tensor, prec: cdev.
         real_logits = D(pair(x, y))  # real and fake pairs in separate calls, as the official code:
         fake_logits = D(pair(x, fake.detach()))  # BatchNorm sees one kind at a time
         loss_d = discriminator_loss(real_logits, fake_logits)
-    prec.minimize(loss_d, opt_d, update_scale=False)  # the G step updates the scale
+    opt_d.zero_grad(set_to_none=True)
+    prec.scaler.scale(loss_d).backward()
+    prec.scaler.step(opt_d)  # the G step updates the scale
 
     # ---- generator step: eq. (4), G* = arg min_G max_D L_cGAN + lambda L_L1 -----
-    with distributed.frozen(D) as d, prec.autocast():
+    with distributed.frozen_outside_ddp(D) as d, prec.autocast():
         loss_gan = generator_gan_loss(d(pair(x, fake)))
         loss_l1 = l1_loss(fake, y)
         loss_g = loss_gan + lambda_l1 * loss_l1
-    prec.minimize(loss_g, opt_g)
+    opt_g.zero_grad(set_to_none=True)
+    prec.scaler.scale(loss_g).backward()
+    prec.scaler.step(opt_g)
+    prec.scaler.update()
     return {"loss_d": loss_d.detach(), "loss_g_gan": loss_gan.detach(), "loss_l1": loss_l1.detach(),
             "D(x,y)": torch.sigmoid(real_logits.detach().float()).mean(),
             "D(x,G(x))": torch.sigmoid(fake_logits.detach().float()).mean()}

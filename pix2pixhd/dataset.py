@@ -56,7 +56,7 @@ from torch.utils.data import Dataset
 
 from common import image2image as i2i
 from common.errors import DataError, UserError
-from pix2pixhd.model import generator_in_channels
+from .model import generator_in_channels
 
 # ================================================================ classes
 CLASS_NAMES = ("sky", "road", "sidewalk", "building", "vegetation", "pole", "car", "person")

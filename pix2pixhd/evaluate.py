@@ -16,7 +16,9 @@ script does not have: it says so and stops. Results are printed and appended as 
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd pix2pixhd && python evaluate.py` works
+if not __package__:  # run as a script inside its folder: import the folder as a package, whatever its name (PEP 366)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = Path(__file__).parent.name
 
 import argparse
 from types import SimpleNamespace
@@ -28,12 +30,12 @@ from common import metrics
 from common.cli import positive_int
 from common.device import pick_device
 from common.errors import UserError
-from pix2pixhd.dataset import EMBEDDED, HELD_OUT_SEED, build_dataset
-from pix2pixhd.generate import load_model, style_setup
-from pix2pixhd.model import size_multiple
-from pix2pixhd.segmentation import (cache_path, cache_settings, load_segmenter, render_scenes, score_images,
+from .dataset import EMBEDDED, HELD_OUT_SEED, build_dataset
+from .generate import load_model, style_setup
+from .model import size_multiple
+from .segmentation import (cache_path, cache_settings, load_segmenter, render_scenes, score_images,
                                     to_signed)
-from pix2pixhd.utils import synthesize
+from .utils import synthesize
 
 MODEL_NAME = "pix2pixhd"
 REFERENCE_SEED = 500_000  # the FID floor's second real set: scenes from here (neither training nor held out)

@@ -21,7 +21,9 @@ the end of training.
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd pix2pixhd && python generate.py` works
+if not __package__:  # run as a script inside its folder: import the folder as a package, whatever its name (PEP 366)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = Path(__file__).parent.name
 
 import argparse
 from types import SimpleNamespace
@@ -36,10 +38,10 @@ from common.cli import positive_int
 from common.device import pick_device
 from common.errors import UserError
 from common.run import save_grid
-from pix2pixhd.dataset import evaluation_scenes, read_ids
-from pix2pixhd.model import build_encoder, build_generator, size_multiple
-from pix2pixhd.train import MODEL_NAME, STYLES_FILE
-from pix2pixhd.utils import load_styles, parse_style, sample_rows, shown_labels, synthesize
+from .dataset import evaluation_scenes, read_ids
+from .model import build_encoder, build_generator, size_multiple
+from .train import MODEL_NAME, STYLES_FILE
+from .utils import load_styles, parse_style, sample_rows, shown_labels, synthesize
 
 ROWS_NAME = "pix2pixhd_rows.png"
 

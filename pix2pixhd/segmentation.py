@@ -38,7 +38,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from pix2pixhd.dataset import HELD_OUT_SEED, LABEL_NC, make_scene
+from .dataset import HELD_OUT_SEED, LABEL_NC, make_scene
 
 VERSION = 1  # bump when the architecture or the training recipe changes: cached copies are then retrained
 CHANNELS = (16, 32, 48, 64)  # full, 1/2, 1/4 and 1/8 resolution

@@ -19,7 +19,9 @@ then linear decay to 0 over 100.
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd pix2pixhd && python train.py` works
+if not __package__:  # run as a script inside its folder: import the folder as a package, whatever its name (PEP 366)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = Path(__file__).parent.name
 
 import argparse
 import copy
@@ -36,10 +38,10 @@ from common.errors import CheckpointError, DataError, UserError, run_main
 from common.loop import TrainLoop, n_params, setup
 from common.schedule import LinearDecay
 from common.vgg import vgg19_features
-from pix2pixhd.dataset import (RESIZE_OR_CROP, build_dataset, default_fine_size, default_label_nc,
+from .dataset import (RESIZE_OR_CROP, build_dataset, default_fine_size, default_label_nc,
                                default_load_size, encode_input, evaluation_scenes)
-from pix2pixhd.model import build_discriminator, build_encoder, build_generator, size_multiple
-from pix2pixhd.utils import (GlobalFreeze, cluster_styles, encode_styles, feature_matching_loss,
+from .model import build_discriminator, build_encoder, build_generator, size_multiple
+from .utils import (GlobalFreeze, cluster_styles, encode_styles, feature_matching_loss,
                              lsgan_discriminator_loss, lsgan_generator_loss, save_styles, synthesize,
                              sample_rows, vgg_loss)
 
@@ -186,15 +188,20 @@ def train_step(G, D, E, opt_g, opt_d, label_map: torch.Tensor, inst: torch.Tenso
         real_out = D(torch.cat([label_map, real], dim=1))
         fake_out_d = D(torch.cat([label_map, fake.detach()], dim=1))
         loss_d = lsgan_discriminator_loss(real_out, fake_out_d)
-    with distributed.frozen(D) as d, prec.autocast():
+    with distributed.frozen_outside_ddp(D) as d, prec.autocast():
         fake_out = d(torch.cat([label_map, fake], dim=1))
         loss_gan = lsgan_generator_loss(fake_out)
         loss_fm = (feature_matching_loss(fake_out, real_out, n_layers_d) * lambda_feat if feat_loss
                    else fake.new_zeros(()))
         loss_vgg = vgg_loss(vgg, fake, real) * lambda_feat if vgg is not None else fake.new_zeros(())
         loss_g = loss_gan + loss_fm + loss_vgg  # eq. 5 (+ the official VGG term)
-    prec.minimize(loss_g, opt_g, update_scale=False)  # the D step updates the fp16 scale
-    prec.minimize(loss_d, opt_d)
+    opt_g.zero_grad(set_to_none=True)
+    prec.scaler.scale(loss_g).backward()
+    prec.scaler.step(opt_g)  # the D step updates the fp16 scale
+    opt_d.zero_grad(set_to_none=True)
+    prec.scaler.scale(loss_d).backward()
+    prec.scaler.step(opt_d)
+    prec.scaler.update()
     return {"loss_d": loss_d.detach(), "G_GAN": loss_gan.detach(), "G_FM": loss_fm.detach(),
             "G_VGG": loss_vgg.detach()}
 
@@ -285,7 +292,7 @@ def main(opt) -> Path:
 
     evaluate = None
     if opt.eval_every > 0 and session.is_main:
-        from pix2pixhd.evaluate import periodic_evaluation
+        from .evaluate import periodic_evaluation
         evaluate = periodic_evaluation(G, E, opt, options, session.device, opt.eval_n or 32)
     loop = TrainLoop(opt, session, run, ckpt, total=total, start_step=start_step, sample=sample, grid_columns=3,
                      evaluate=evaluate)

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 
 from pathlib import Path
 
-from pix2pixhd.dataset import colorize, encode_input
-from pix2pixhd.model import instance_features
+from .dataset import colorize, encode_input
+from .model import instance_features
 
 # The perceptual loss the official code adds (networks.VGGLoss): L1 between VGG19 features of
 # the output and of the real image after these layers, with these weights, times lambda_feat.

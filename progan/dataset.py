@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 from common.data import build_dataset as _build
 from common.data import list_images
 from common.errors import DataError
-from progan.utils import reals_at_stage
+from .utils import reals_at_stage
 
 # the largest final resolution each built-in dataset supports without making up detail:
 # the native size rounded up to a power of two (MNIST's 28 -> 32); the embedded photo crops

@@ -13,15 +13,17 @@ below 16x16, where the features and SWD are not defined, both sets are enlarged 
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd progan && python evaluate.py` works
+if not __package__:  # run as a script inside its folder: import the folder as a package, whatever its name (PEP 366)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = Path(__file__).parent.name
 
 import torch
 
 from common import inference, metrics
 from common.checkpoint import load_for_inference
-from progan.dataset import AtStage, build_dataset, for_measuring
-from progan.model import build_generator
-from progan.utils import latents
+from .dataset import AtStage, build_dataset, for_measuring
+from .model import build_generator
+from .utils import latents
 
 MODEL_NAME = "progan"
 

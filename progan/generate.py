@@ -11,14 +11,16 @@ The moving average of G (decay 0.999) draws the samples, as in the paper's figur
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd progan && python generate.py` works
+if not __package__:  # run as a script inside its folder: import the folder as a package, whatever its name (PEP 366)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = Path(__file__).parent.name
 
 import torch
 
 from common import inference
 from common.cli import positive_int
-from progan.model import build_generator
-from progan.utils import latents
+from .model import build_generator
+from .utils import latents
 
 MODEL_NAME = "progan"
 

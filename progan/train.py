@@ -19,7 +19,9 @@ Adam's moments restart at each phase, as the official code does (reset_opt_for_n
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd progan && python train.py` works
+if not __package__:  # run as a script inside its folder: import the folder as a package, whatever its name (PEP 366)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = Path(__file__).parent.name
 
 import argparse
 
@@ -36,9 +38,9 @@ from common.loop import TrainLoop, n_params, setup
 from common import metrics as cmetrics
 from common.metrics import generate
 from common.penalty import gradient_penalty
-from progan.dataset import AtStage, ImageStream, build_dataset, default_resolution, for_measuring
-from progan.model import Discriminator, Generator, resolutions_up_to
-from progan.utils import growth_schedule, latents, paper_batch_size, reals_at_stage, sample_z, stage_at, total_steps
+from .dataset import AtStage, ImageStream, build_dataset, default_resolution, for_measuring
+from .model import Discriminator, Generator, resolutions_up_to
+from .utils import growth_schedule, latents, paper_batch_size, reals_at_stage, sample_z, stage_at, total_steps
 
 MODEL_NAME = "progan"
 ARCH_OPTIONS = ("max_resolution", "nz", "fmap_base", "fmap_max", "channels", "mbstd_group")
@@ -120,16 +122,22 @@ def discriminator_step(G, D, opt_d, real: torch.Tensor, z: torch.Tensor, prec: c
         real_scores, fake_scores = D(real), D(fake)
         penalty = gradient_penalty(D, real, fake, scaler=prec.scaler)
         loss_d = discriminator_loss(real_scores, fake_scores, penalty, lambda_gp, drift)
-    prec.minimize(loss_d, opt_d)
+    opt_d.zero_grad(set_to_none=True)
+    prec.scaler.scale(loss_d).backward()
+    prec.scaler.step(opt_d)
+    prec.scaler.update()
     return {"loss_d": loss_d.detach(), "gp": penalty.detach(),
             "wasserstein_estimate": (real_scores.float().mean() - fake_scores.float().mean()).detach()}
 
 
 def generator_step(G, D, opt_g, z: torch.Tensor, prec: cdev.Precision) -> dict:
     """One Adam step of G against the current D."""
-    with distributed.frozen(D) as d, prec.autocast():
+    with distributed.frozen_outside_ddp(D) as d, prec.autocast():
         loss_g = generator_loss(d(G(z)))
-    prec.minimize(loss_g, opt_g)
+    opt_g.zero_grad(set_to_none=True)
+    prec.scaler.scale(loss_g).backward()
+    prec.scaler.step(opt_g)
+    prec.scaler.update()
     return {"loss_g": loss_g.detach()}
 
 

@@ -6,10 +6,12 @@ diversity of its samples against the training data (common/metrics.py).
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd simple_gan && python evaluate.py` works
+if not __package__:  # run as a script inside its folder: import the folder as a package, whatever its name (PEP 366)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = Path(__file__).parent.name
 
 from common import inference
-from simple_gan import dataset, model, utils
+from . import dataset, model, utils
 
 parse_opt, main = inference.evaluate_script("simple_gan", "Evaluate a trained simple GAN against its training data.",
                                             model.build_generator, utils.latents, dataset.build_dataset)

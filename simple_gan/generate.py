@@ -9,10 +9,12 @@ uniform for --arch paper, N(0, I) for --arch seed); flags, loading and files: co
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd simple_gan && python generate.py` works
+if not __package__:  # run as a script inside its folder: import the folder as a package, whatever its name (PEP 366)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = Path(__file__).parent.name
 
 from common import inference
-from simple_gan import model, utils
+from . import model, utils
 
 parse_opt, main = inference.generate_script("simple_gan", "Generate images with a trained simple GAN.",
                                             model.build_generator, inference.from_prior(utils.latents))

@@ -17,7 +17,9 @@ non-saturating generator loss of Sec. 3, for either model:
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd simple_gan && python train.py` works
+if not __package__:  # run as a script inside its folder: import the folder as a package, whatever its name (PEP 366)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = Path(__file__).parent.name
 
 import argparse
 
@@ -33,9 +35,9 @@ from common.cli import add_common_args, positive_float, positive_int, resolve_ar
 from common.errors import run_main
 from common.loop import TrainLoop, evaluation, n_params, setup
 from common.pylearn2 import apply_sgd_schedule
-from simple_gan.dataset import build_dataset
-from simple_gan.model import ARCHS, build_discriminator, build_generator, initialise
-from simple_gan.utils import Z_DISTS, latents, mean_image01, sample_z
+from .dataset import build_dataset
+from .model import ARCHS, build_discriminator, build_generator, initialise
+from .utils import Z_DISTS, latents, mean_image01, sample_z
 
 MODEL_NAME = "simple_gan"
 ARCH_OPTIONS = ("arch", "z_dim", "g_hidden", "d_hidden", "maxout_pieces", "image_size", "channels")  # shapes
@@ -113,12 +115,17 @@ def train_step(G, D, opt_g, opt_d, real: torch.Tensor, z: torch.Tensor, prec: cd
         real_logits = D(real)
         fake_logits = D(fake.detach())
         loss_d = discriminator_loss(real_logits, fake_logits)
-    prec.minimize(loss_d, opt_d, update_scale=False)  # the G step updates the scale
+    opt_d.zero_grad(set_to_none=True)
+    prec.scaler.scale(loss_d).backward()
+    prec.scaler.step(opt_d)  # the G step updates the scale
 
     # ---- generator step ----------------------------------------------------
-    with distributed.frozen(D) as d, prec.autocast():  # G's gradients pass through D, not into it
+    with distributed.frozen_outside_ddp(D) as d, prec.autocast():  # G's gradients pass through D, not into it
         loss_g = generator_loss(d(fake))
-    prec.minimize(loss_g, opt_g)
+    opt_g.zero_grad(set_to_none=True)
+    prec.scaler.scale(loss_g).backward()
+    prec.scaler.step(opt_g)
+    prec.scaler.update()
     return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(),
             "D(x)": torch.sigmoid(real_logits.detach().float()).mean(),
             "D(G(z))": torch.sigmoid(fake_logits.detach().float()).mean()}

@@ -14,7 +14,9 @@ LR | bicubic | each checkpoint's G | HR.
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd srgan && python evaluate.py` works
+if not __package__:  # run as a script inside its folder: import the folder as a package, whatever its name (PEP 366)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = Path(__file__).parent.name
 
 import argparse
 
@@ -25,8 +27,8 @@ from common import inference, superres
 from common.checkpoint import load_for_inference
 from common.device import pick_device
 from common.errors import UserError
-from srgan.model import build_generator
-from srgan.utils import MODEL_NAME
+from .model import build_generator
+from .utils import MODEL_NAME
 
 
 def parse_opt(argv=None):

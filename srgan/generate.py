@@ -12,15 +12,17 @@ Grey, RGBA and 16-bit files are converted to RGB first (and said so).
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd srgan && python generate.py` works
+if not __package__:  # run as a script inside its folder: import the folder as a package, whatever its name (PEP 366)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = Path(__file__).parent.name
 
 import argparse
 
 from common import inference, superres
 from common.cli import positive_int
 from common.device import pick_device
-from srgan.model import build_generator
-from srgan.utils import MODEL_NAME
+from .model import build_generator
+from .utils import MODEL_NAME
 
 
 def parse_opt(argv=None):

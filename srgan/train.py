@@ -14,7 +14,9 @@ batch 16 of 96x96 HR crops; LR in [0, 1], HR in [-1, 1].
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd srgan && python train.py` works
+if not __package__:  # run as a script inside its folder: import the folder as a package, whatever its name (PEP 366)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = Path(__file__).parent.name
 
 import argparse
 
@@ -31,9 +33,9 @@ from common.errors import run_main
 from common.loop import TrainLoop, n_params, setup
 from common.schedule import MultiStep
 from common.vgg import vgg19_features
-from srgan.dataset import build_dataset
-from srgan.model import Discriminator, SRResNet
-from srgan.utils import MODEL_NAME, load_init
+from .dataset import build_dataset
+from .model import Discriminator, SRResNet
+from .utils import MODEL_NAME, load_init
 
 ARCH_OPTIONS = ("features", "blocks", "scale")
 STAGE_ITERS = {"psnr": 1_000_000, "gan": 200_000}  # Sec. 3.2: 10^6 SRResNet updates; 10^5 + 10^5 SRGAN updates
@@ -117,7 +119,10 @@ def psnr_step(G, opt_g, lr: torch.Tensor, hr: torch.Tensor, prec: cdev.Precision
     """SRResNet-MSE: one update of G on eq. 4."""
     with prec.autocast():
         loss = mse_loss(G(lr), hr)
-    prec.minimize(loss, opt_g)
+    opt_g.zero_grad(set_to_none=True)
+    prec.scaler.scale(loss).backward()
+    prec.scaler.step(opt_g)
+    prec.scaler.update()
     return {"loss_mse": loss.detach()}
 
 
@@ -130,13 +135,18 @@ def gan_step(G, D, opt_g, opt_d, lr: torch.Tensor, hr: torch.Tensor, prec: cdev.
         sr = G(lr)
         real_logits, fake_logits = D(hr), D(sr.detach())
         loss_d = discriminator_loss(real_logits, fake_logits)
-    prec.minimize(loss_d, opt_d, update_scale=False)
+    opt_d.zero_grad(set_to_none=True)
+    prec.scaler.scale(loss_d).backward()
+    prec.scaler.step(opt_d)
     # ---- generator step: eq. 3 --------------------------------------------------
-    with distributed.frozen(D) as d, prec.autocast():
+    with distributed.frozen_outside_ddp(D) as d, prec.autocast():
         loss_content = content(sr, hr)
         loss_adv = adversarial_loss(d(sr))
         loss_g = loss_content + adv_weight * loss_adv
-    prec.minimize(loss_g, opt_g)
+    opt_g.zero_grad(set_to_none=True)
+    prec.scaler.scale(loss_g).backward()
+    prec.scaler.step(opt_g)
+    prec.scaler.update()
     return {"loss_d": loss_d.detach(), "loss_content": loss_content.detach(), "loss_adv": loss_adv.detach(),
             "D(HR)": torch.sigmoid(real_logits.detach().float()).mean(),
             "D(G(LR))": torch.sigmoid(fake_logits.detach().float()).mean()}

@@ -382,3 +382,33 @@ def test_model_with_child_named_module_round_trips(tmp_path):
     dst = HasModuleChild()
     Checkpointer(tmp_path, model_name="m", models={"G": dst}, optimizers={}, options={}).load(tmp_path / "last.pt")
     assert_same(dst.state_dict(), src.state_dict())
+
+
+# ------------------------------------------------------------------ checkpointer states
+class Counter:
+    def __init__(self):
+        self.n = 0
+
+    def state_dict(self):
+        return {"n": torch.tensor(self.n)}
+
+    def load_state_dict(self, state):
+        self.n = int(state["n"])
+
+
+def test_checkpointer_saves_and_restores_extra_states(tmp_path):
+    m = torch.nn.Linear(2, 2)
+    opt = torch.optim.SGD(m.parameters(), lr=0.1)
+    c = Counter()
+    c.n = 7
+    Checkpointer(tmp_path, model_name="x", models={"m": m}, optimizers={"m": opt}, options={},
+                 states={"pool": c}).save(3, 0)
+    fresh = Counter()
+    Checkpointer(tmp_path, model_name="x", models={"m": m}, optimizers={"m": opt}, options={},
+                 states={"pool": fresh}).resume("auto")
+    assert fresh.n == 7
+    other = torch.nn.Linear(2, 2)
+    with pytest.raises(CheckpointError, match="no state for 'missing'"):
+        Checkpointer(tmp_path, model_name="x", models={"m": other}, optimizers={}, options={},
+                     states={"missing": Counter()}).resume("auto")
+    assert not torch.equal(other.weight, m.weight)  # nothing was loaded before the check failed

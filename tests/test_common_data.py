@@ -1,4 +1,5 @@
-"""common.data: embedded datasets, image folders, torchvision wrappers, resumable loader."""
+"""common.data: embedded datasets, image folders and files, torchvision wrappers, resumable loader,
+keyed augmentation."""
 from __future__ import annotations
 
 import socket
@@ -366,3 +367,55 @@ def test_8bit_modes_convert_as_pil_does(tmp_path, mode):
     for channels, target in ((3, "RGB"), (1, "L")):
         expected = np.asarray(Image.open(path).convert(target), dtype=np.float64).mean()
         assert loaded_mean(path, channels) == pytest.approx(expected, abs=1.0), (mode, channels)
+
+
+# ------------------------------------------------ image files, tensors, keyed augmentation
+class Keyed(torch.utils.data.Dataset):
+    keyed = True
+
+    def __len__(self):
+        return 6
+
+    def __getitem__(self, key):
+        index, epoch = data.split_key(key)
+        return torch.tensor([index, epoch, data.item_seed(0, epoch, index) % 1000])
+
+
+def test_keyed_dataset_gets_index_and_epoch_and_resumes_mid_epoch():
+    loader = make_loader(Keyed(), 2, seed=1)
+    loader.sampler.set_epoch(1)
+    batches = [b for b in loader]
+    assert all(int(row[1]) == 1 for b in batches for row in b)
+    assert sorted(int(row[0]) for b in batches for row in b) == list(range(6))
+    loader.sampler.set_epoch(1, skip=2)
+    assert torch.equal(torch.cat([b for b in loader]), torch.cat(batches[1:]))
+    assert data.split_key(4) == (4, 0) and data.split_key((4, 2)) == (4, 2)
+    seeds = {data.item_seed(0, e, i) for e in range(3) for i in range(20)}
+    assert len(seeds) == 60 and data.item_seed(0, 1, 2) == data.item_seed(0, 1, 2)
+
+
+def test_tensor_round_trip_and_ranges():
+    a = np.arange(0, 256, dtype=np.uint8).reshape(16, 16, 1).repeat(3, axis=2)
+    x = data.to_tensor(a)
+    assert x.shape == (3, 16, 16) and float(x.min()) == -1.0 and float(x.max()) == 1.0
+    assert np.array_equal(data.to_uint8(x), a)
+
+
+def test_input_files_and_output_paths(tmp_path):
+    Image.new("RGB", (4, 4)).save(tmp_path / "a.png")
+    (tmp_path / "sub").mkdir()
+    Image.new("L", (4, 4)).save(tmp_path / "sub/b.jpg")
+    files = data.input_files(tmp_path)
+    assert [f.name for f in files] == ["a.png", "b.jpg"]
+    assert data.input_files(tmp_path / "a.png") == [tmp_path / "a.png"]
+    assert data.output_path(files[1], tmp_path, tmp_path / "out") == tmp_path / "out/sub/b.png"
+    assert data.output_path(files[0], None, tmp_path / "x.jpg") == tmp_path / "x.jpg"
+    assert data.output_path(files[0], None, tmp_path / "dir") == tmp_path / "dir/a.png"
+    note = data.conversion_note(files, "in")
+    assert note.startswith("note: 1 of 2 images in in are not 8-bit RGB (L: 1)")
+    assert data.conversion_note(files[:1], "in") is None
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(DataError, match="--input"):
+        data.input_files(tmp_path / "notes.txt")
+    with pytest.raises(DataError, match="--input .*no such"):
+        data.input_files(tmp_path / "missing")

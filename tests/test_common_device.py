@@ -107,3 +107,19 @@ def test_scaler_is_a_pass_through_off_fp16(mode):
     assert not prec.scaler.is_enabled()
     x = torch.tensor(3.0, requires_grad=True)
     assert prec.scaler.scale(x) is x
+
+
+def test_adam_is_adam_fused_or_not():
+    from common.device import adam as cdev_adam
+
+    torch.manual_seed(0)
+    a, b = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
+    b.load_state_dict(a.state_dict())
+    opt_a, opt_b = cdev_adam(a.parameters(), lr=1e-2, betas=(0.5, 0.999)), torch.optim.Adam(b.parameters(), 1e-2, (0.5, 0.999))
+    for _ in range(3):
+        for m, o in ((a, opt_a), (b, opt_b)):
+            o.zero_grad()
+            m(torch.ones(2, 4)).square().sum().backward()
+            o.step()
+    assert torch.allclose(a.weight, b.weight, atol=1e-6)
+    assert opt_a.param_groups[0]["betas"] == (0.5, 0.999)

@@ -24,14 +24,15 @@ CPU = torch.device("cpu")
 def options(tmp_path, **kw):
     base = dict(device="cpu", seed=0, precision="fp32", channels_last=False, compile=False, workers=0,
                 out=str(tmp_path / "run"), data="toy", log_every=1, sample_every=3, save_every=4, eval_every=0,
-                max_minutes=None, deterministic=False)
+                max_minutes=None, max_steps=None, deterministic=False)
     return argparse.Namespace(**{**base, **kw})
 
 
 class Toy:
     """A linear model, its checkpointer and a TrainLoop over `total` steps."""
 
-    def __init__(self, tmp_path, total=6, start_step=0, evaluate=None, scaler=None, resume=None, **kw):
+    def __init__(self, tmp_path, total=6, start_step=0, evaluate=None, scaler=None, resume=None,
+                 schedulers=None, schedule_every="epoch", **kw):
         self.opt = options(tmp_path, **kw)
         self.session = cloop.setup(self.opt, "toy")
         if scaler is not None:
@@ -39,11 +40,14 @@ class Toy:
         self.model = nn.Linear(2, 1)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.1)
         self.run = Run(self.opt.out, vars(self.opt))
+        self.schedulers = schedulers(self.optimizer) if schedulers else {}
         self.ckpt = Checkpointer(self.run.checkpoints, model_name="toy", models={"G": self.model},
-                                 optimizers={"G": self.optimizer}, options=vars(self.opt))
+                                 optimizers={"G": self.optimizer}, options=vars(self.opt),
+                                 states={f"lr_{k}": s for k, s in self.schedulers.items()})
         start_step, _ = self.ckpt.resume(resume)
         self.loop = cloop.TrainLoop(self.opt, self.session, self.run, self.ckpt, total=total, start_step=start_step,
-                                    sample=lambda: torch.zeros(4, 1, 8, 8), evaluate=evaluate)
+                                    sample=lambda: torch.zeros(4, 1, 8, 8), evaluate=evaluate,
+                                    lr_schedulers=self.schedulers, schedule_every=schedule_every)
 
     def step(self, x):
         loss = self.model(x).square().mean()
@@ -89,6 +93,66 @@ def test_over_a_loader_resumes_on_the_batch_an_unbroken_run_reads(tmp_path):
     for step in resumed:
         assert torch.equal(resumed[step], batches[step]), step
     assert not torch.equal(batches[7], batches[2])  # epoch 1 is shuffled differently
+
+
+def test_max_steps_cuts_the_run_and_only_the_run(tmp_path):
+    """--max-steps is applied once, here: the loop's total is the smaller of the two."""
+    assert Toy(tmp_path / "a", total=9, max_steps=4).loop.total == 4
+    assert Toy(tmp_path / "b", total=3, max_steps=4).loop.total == 3
+    assert Toy(tmp_path / "c", total=9).loop.total == 9
+    toy = Toy(tmp_path / "d", total=9, max_steps=2)
+    assert list(toy.loop.steps()) == [1, 2]
+
+
+def halving(optimizer):
+    return {"G": torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 0.5 ** epoch)}
+
+
+def scalars(run_dir, tag):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir))
+    acc.Reload()
+    return [(e.step, e.value) for e in acc.Scalars(tag)]
+
+
+def test_an_epoch_schedule_steps_after_each_epochs_last_step_and_resumes(tmp_path):
+    """Rates 0.1 for epoch 0 (steps 1-3), 0.05 for epoch 1, ...: the loop steps the scheduler
+    after step 3, 6, ...; a run resumed at step 4 (saved after the epoch's step) goes on alike."""
+    from torch.utils.data import TensorDataset
+
+    data = TensorDataset(torch.zeros(6, 2))  # 3 batches of 2 an epoch
+    toy = Toy(tmp_path / "a", total=8, schedulers=halving, save_every=4)
+    for step, epoch, (x,) in toy.loop.over(toy.session.loader(data, 2)):
+        toy.loop.after_step(step, epoch, toy.step(x))
+    toy.loop.finish()
+    assert [round(v, 6) for _, v in scalars(toy.opt.out, "train/lr_G")] == [0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025, 0.025]
+    part = Toy(tmp_path / "b", total=8, max_steps=4, schedulers=halving)
+    for step, epoch, (x,) in part.loop.over(part.session.loader(data, 2)):
+        part.loop.after_step(step, epoch, part.step(x))
+    part.loop.finish()
+    rest = Toy(tmp_path / "b", total=8, schedulers=halving, resume="auto")
+    assert rest.loop.start_step == 4 and rest.optimizer.param_groups[0]["lr"] == pytest.approx(0.05)
+    for step, epoch, (x,) in rest.loop.over(rest.session.loader(data, 2)):
+        rest.loop.after_step(step, epoch, rest.step(x))
+    rest.loop.finish()
+    assert rest.optimizer.param_groups[0]["lr"] == pytest.approx(toy.optimizer.param_groups[0]["lr"])
+    assert torch.equal(rest.model.weight, toy.model.weight)
+
+
+def test_a_step_schedule_steps_after_every_step(tmp_path):
+    def milestones(optimizer):
+        return {"G": torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[2, 4], gamma=0.1)}
+
+    toy = Toy(tmp_path, total=5, schedulers=milestones, schedule_every="step")
+    for step in toy.loop.steps():
+        toy.loop.after_step(step, 0, toy.step(torch.randn(4, 2)))
+    toy.loop.finish()
+    assert [v for _, v in scalars(toy.opt.out, "train/lr_G")] == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001])
+    with pytest.raises(ValueError, match="needs loop.over"):  # an epoch schedule without a loader's epochs
+        epochs = Toy(tmp_path / "e", total=2, schedulers=halving)
+        for step in epochs.loop.steps():
+            epochs.loop.after_step(step, 0, epochs.step(torch.randn(4, 2)))
 
 
 def test_losses_are_logged_and_checked(tmp_path):

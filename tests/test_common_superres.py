@@ -105,3 +105,40 @@ def test_paired_files_refuse_missing_and_mismatched_partners(tmp_path):
     Image.new("RGB", (32, 32)).save(hr_dir / "0002.png")
     with pytest.raises(DataError, match="no LR image for 0002.png"):
         sr.paired_files(hr_dir, lr_dir, 4)
+
+
+# moved from test_common_image2image.py: the SR family's tiling and step schedule
+from common import image2image as i2i  # noqa: E402
+
+
+def test_tiled_translation_equals_the_untiled_one():
+    """A small x2 super-resolution net (three 3x3 convolutions: it sees 3 pixels around each
+    input pixel, then a sub-pixel step): with an overlap of 4 the tiles leave no seam anywhere."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.Conv2d(8, 12, 3, padding=1), torch.nn.PixelShuffle(2))
+    image = torch.rand(3, 37, 53)
+    whole = i2i.translate(net, image, 1, "cpu", scale=2)
+    tiled = i2i.translate_tiled(net, image, 1, "cpu", tile=16, overlap=4, scale=2)
+    assert tiled.shape == whole.shape == (3, 74, 106)
+    assert torch.allclose(tiled, whole, atol=1e-5)
+    too_little = i2i.translate_tiled(net, image, 1, "cpu", tile=16, overlap=1, scale=2)
+    assert not torch.allclose(too_little, whole, atol=1e-3)  # the check can fail: a 1-pixel overlap shows seams
+    with pytest.raises(Exception, match="larger than twice"):
+        i2i.translate_tiled(net, image, 1, "cpu", tile=8, overlap=4)
+
+
+def test_multistep_schedule_by_hand():
+    from common.schedule import MultiStep
+
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=1.0)
+    s = MultiStep(opt, 1e-4, milestones=[100, 50], gamma=0.1)
+    assert [s.rate(k) for k in (1, 50, 51, 100, 101)] == pytest.approx([1e-4, 1e-4, 1e-5, 1e-5, 1e-6])
+    s.set_step(60)
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-5)
+    other = torch.optim.SGD([p], lr=1.0)
+    restored = MultiStep(other, 1e-4, milestones=[50, 100])
+    restored.load_state_dict(s.state_dict())
+    assert restored.step == 60 and other.param_groups[0]["lr"] == pytest.approx(1e-5)

@@ -129,7 +129,7 @@ def test_feature_matching_gives_d_no_gradient():
     label_map, _, real = scene_batch(1)
     fake = G(label_map)
     real_out = D(torch.cat([label_map, real], dim=1))  # as in train_step: outside the freeze, with D's graph
-    with distributed.frozen(D) as d:
+    with distributed.frozen_outside_ddp(D) as d:
         fake_out = d(torch.cat([label_map, fake], dim=1))
         loss_g = lsgan_generator_loss(fake_out) + 10 * feature_matching_loss(fake_out, real_out, 3)
     loss_g.backward()

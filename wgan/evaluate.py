@@ -13,10 +13,12 @@ The critic's own W estimate is logged during training (train/wasserstein_estimat
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd wgan && python evaluate.py` works
+if not __package__:  # run as a script inside its folder: import the folder as a package, whatever its name (PEP 366)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = Path(__file__).parent.name
 
 from common import inference
-from wgan import dataset, model, utils
+from . import dataset, model, utils
 
 parse_opt, main = inference.evaluate_script("wgan", "Evaluate a trained WGAN against its training data.",
                                             model.build_generator, utils.latents, dataset.build_dataset)

@@ -12,10 +12,12 @@ depend on the batch it is drawn with. Flags, loading and files: common/inference
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd wgan && python generate.py` works
+if not __package__:  # run as a script inside its folder: import the folder as a package, whatever its name (PEP 366)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = Path(__file__).parent.name
 
 from common import inference
-from wgan import model, utils
+from . import model, utils
 
 parse_opt, main = inference.generate_script("wgan", "Generate images with a trained WGAN.", model.build_generator,
                                             inference.from_prior(utils.latents))

@@ -23,7 +23,9 @@ takes about len(data) / (m * n_critic) steps.
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd wgan && python train.py` works
+if not __package__:  # run as a script inside its folder: import the folder as a package, whatever its name (PEP 366)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = Path(__file__).parent.name
 
 import argparse
 
@@ -38,9 +40,9 @@ from common.checkpoint import Checkpointer
 from common.cli import add_common_args, positive_float, positive_int
 from common.errors import run_main
 from common.loop import TrainLoop, evaluation, n_params, setup
-from wgan.dataset import build_dataset
-from wgan.model import CRITIC_NORMS, Critic, Generator, clip_weights, init_weights
-from wgan.utils import batches_before, critic_iterations, generator_iterations_in, latents, sample_z
+from .dataset import build_dataset
+from .model import CRITIC_NORMS, Critic, Generator, clip_weights, init_weights
+from .utils import batches_before, critic_iterations, generator_iterations_in, latents, sample_z
 
 MODEL_NAME = "wgan"
 ARCH_OPTIONS = ("nz", "ngf", "ndf", "image_size", "channels", "critic_norm")  # these decide tensor shapes
@@ -104,16 +106,22 @@ def critic_step(G, C, opt_c, real: torch.Tensor, z: torch.Tensor, prec: cdev.Pre
     with prec.autocast():
         real_scores, fake_scores = C(real), C(fake)  # two batches, as in the authors' code
         loss_c = critic_loss(real_scores, fake_scores)
-    prec.minimize(loss_c, opt_c)
+    opt_c.zero_grad(set_to_none=True)
+    prec.scaler.scale(loss_c).backward()
+    prec.scaler.step(opt_c)
+    prec.scaler.update()
     clip_weights(distributed.unwrap_all(C), clip)
     return {"loss_c": loss_c.detach(), "wasserstein_estimate": -loss_c.detach()}
 
 
 def generator_step(G, C, opt_g, z: torch.Tensor, prec: cdev.Precision) -> dict:
     """Lines 9-10: one RMSProp step of G against the current critic."""
-    with distributed.frozen(C) as c, prec.autocast():  # G's gradients pass through the critic, not into it
+    with distributed.frozen_outside_ddp(C) as c, prec.autocast():  # G's gradients pass through the critic, not into it
         loss_g = generator_loss(c(G(z)))
-    prec.minimize(loss_g, opt_g)
+    opt_g.zero_grad(set_to_none=True)
+    prec.scaler.scale(loss_g).backward()
+    prec.scaler.step(opt_g)
+    prec.scaler.update()
     return {"loss_g": loss_g.detach()}
 
 

@@ -10,10 +10,12 @@ says how each number is computed.
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd wgan_gp && python evaluate.py` works
+if not __package__:  # run as a script inside its folder: import the folder as a package, whatever its name (PEP 366)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = Path(__file__).parent.name
 
 from common import inference
-from wgan_gp import dataset, model, utils
+from . import dataset, model, utils
 
 parse_opt, main = inference.evaluate_script("wgan_gp", "Evaluate a trained WGAN-GP against its training data.",
                                             model.build_generator, utils.latents, dataset.build_dataset)

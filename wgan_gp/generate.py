@@ -10,10 +10,12 @@ Flags, loading and files: common/inference.py.
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd wgan_gp && python generate.py` works
+if not __package__:  # run as a script inside its folder: import the folder as a package, whatever its name (PEP 366)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = Path(__file__).parent.name
 
 from common import inference
-from wgan_gp import model, utils
+from . import model, utils
 
 parse_opt, main = inference.generate_script("wgan_gp", "Generate images with a trained WGAN-GP.", model.build_generator,
                                             inference.from_prior(utils.latents))

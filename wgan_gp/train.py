@@ -24,7 +24,9 @@ AMP examples for gradient penalties; fp16 needs CUDA, bf16 works on CPU and GPU.
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root: `cd wgan_gp && python train.py` works
+if not __package__:  # run as a script inside its folder: import the folder as a package, whatever its name (PEP 366)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = Path(__file__).parent.name
 
 import argparse
 
@@ -40,9 +42,9 @@ from common.cli import add_common_args, positive_float, positive_int
 from common.errors import run_main
 from common.loop import TrainLoop, evaluation, n_params, setup
 from common.penalty import gradient_penalty
-from wgan_gp.dataset import build_dataset
-from wgan_gp.model import CRITIC_NORMS, Critic, Generator, init_weights
-from wgan_gp.utils import latents, sample_z
+from .dataset import build_dataset
+from .model import CRITIC_NORMS, Critic, Generator, init_weights
+from .utils import latents, sample_z
 
 MODEL_NAME = "wgan_gp"
 ARCH_OPTIONS = ("nz", "ngf", "ndf", "image_size", "channels", "critic_norm")  # these decide tensor shapes
@@ -109,16 +111,22 @@ def critic_step(G, C, opt_c, real: torch.Tensor, z: torch.Tensor, prec: cdev.Pre
         # x_hat = eps x + (1 - eps) x~, eps ~ U[0, 1] per example (line 5); ||grad_x_hat D(x_hat)||, create_graph
         penalty = gradient_penalty(C, real, fake, scaler=prec.scaler)
         loss_c = critic_loss(real_scores, fake_scores, penalty, lambda_gp)
-    prec.minimize(loss_c, opt_c)
+    opt_c.zero_grad(set_to_none=True)
+    prec.scaler.scale(loss_c).backward()
+    prec.scaler.step(opt_c)
+    prec.scaler.update()
     return {"loss_c": loss_c.detach(), "gp": penalty.detach(),
             "wasserstein_estimate": wasserstein_estimate(real_scores.detach(), fake_scores.detach())}
 
 
 def generator_step(G, C, opt_g, z: torch.Tensor, prec: cdev.Precision) -> dict:
     """Lines 10-11: one Adam step of G against the current critic (no penalty term for G)."""
-    with distributed.frozen(C) as c, prec.autocast():  # G's gradients pass through the critic, not into it
+    with distributed.frozen_outside_ddp(C) as c, prec.autocast():  # G's gradients pass through the critic, not into it
         loss_g = generator_loss(c(G(z)))
-    prec.minimize(loss_g, opt_g)
+    opt_g.zero_grad(set_to_none=True)
+    prec.scaler.scale(loss_g).backward()
+    prec.scaler.step(opt_g)
+    prec.scaler.update()
     return {"loss_g": loss_g.detach()}
 
 
