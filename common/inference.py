@@ -68,19 +68,28 @@ def add_generate_args(parser: argparse.ArgumentParser, *, model: str, n: int = 6
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default auto)")
 
 
-def generate_parser(model: str, description: str, **kw) -> argparse.ArgumentParser:
-    """A generate.py's parser with the shared flags; the folder adds its own."""
+def add_ema_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-ema", action="store_true", help="use the raw G weights even if an EMA was saved")
+
+
+def generate_parser(model: str, description: str, *, ema: bool = False, **kw) -> argparse.ArgumentParser:
+    """A generate.py's parser with the shared flags (and --no-ema where the run may keep an
+    EMA of G); the folder adds its own."""
     parser = argparse.ArgumentParser(description=description)
     add_generate_args(parser, model=model, **kw)
+    if ema:
+        add_ema_arg(parser)
     return parser
 
 
-def evaluate_parser(model: str, description: str) -> argparse.ArgumentParser:
+def evaluate_parser(model: str, description: str, *, ema: bool = False) -> argparse.ArgumentParser:
     """An evaluate.py's parser with the shared flags (common.cli.add_evaluate_args)."""
     from common.cli import add_evaluate_args
 
     parser = argparse.ArgumentParser(description=description)
     add_evaluate_args(parser, model=model)
+    if ema:
+        add_ema_arg(parser)
     return parser
 
 

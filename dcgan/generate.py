@@ -22,27 +22,21 @@ import torch
 
 from common import inference
 from common.cli import positive_int
+from common.device import pick_device
+from common.errors import run_main
 from .model import Generator, build_generator
 from .utils import interpolate_z, latents
 
 MODEL_NAME = "dcgan"
 
 
-def add_args(p) -> None:
+def parse_opt(argv=None):
+    p = inference.generate_parser(MODEL_NAME, "Generate images with a trained DCGAN.", ema=True)
     p.add_argument("--interpolate", action="store_true",
                    help="latent walk: each row goes in a straight line between two random z (Sec. 6.1, Fig. 4)")
     p.add_argument("--rows", type=positive_int, default=8, help="rows of the interpolation grid (default 8)")
     p.add_argument("--steps", type=positive_int, default=10, help="images per interpolation row (default 10)")
-
-
-def draw(G, o: dict, opt, device) -> inference.Samples:
-    """--n samples of the prior, or --rows walks of --steps images each (Sec. 6.1)."""
-    gen = torch.Generator().manual_seed(opt.seed)
-    if not opt.interpolate:
-        return inference.Samples(inference.in_batches(G, latents(o, opt.n, gen), device))
-    ends = latents(o, 2 * opt.rows, gen)
-    z = torch.cat([interpolate_z(ends[2 * r], ends[2 * r + 1], opt.steps) for r in range(opt.rows)])
-    return inference.Samples(inference.in_batches(G, z, device), nrow=opt.steps, note="a walk per row")
+    return p.parse_args(argv)
 
 
 def load_generator(path, device, use_ema: bool = True, payload: dict | None = None) -> tuple[Generator, dict]:
@@ -51,8 +45,22 @@ def load_generator(path, device, use_ema: bool = True, payload: dict | None = No
     return inference.load_generator(path, MODEL_NAME, build_generator, device, payload=payload, use_ema=use_ema)
 
 
-parse_opt, main = inference.generate_script(MODEL_NAME, "Generate images with a trained DCGAN.", build_generator,
-                                            draw, add_args=add_args, ema=True)
+def latent_walks(options: dict, rows: int, steps: int, generator: torch.Generator) -> torch.Tensor:
+    """Sec. 6.1: `rows` straight lines of `steps` points, each between two random z."""
+    ends = latents(options, 2 * rows, generator)
+    return torch.cat([interpolate_z(ends[2 * r], ends[2 * r + 1], steps) for r in range(rows)])
+
+
+@torch.no_grad()
+def main(opt) -> Path:
+    device = pick_device(opt.device)
+    G, options = load_generator(opt.checkpoint, device, use_ema=not opt.no_ema)
+    rng = torch.Generator().manual_seed(opt.seed)
+    if opt.interpolate:
+        z = latent_walks(options, opt.rows, opt.steps, rng)
+        return inference.write_images(inference.in_batches(G, z, device), opt, nrow=opt.steps, note="a walk per row")
+    return inference.write_images(inference.in_batches(G, latents(options, opt.n, rng), device), opt)
+
 
 if __name__ == "__main__":
-    inference.run_script(parse_opt, main)
+    run_main(lambda: main(parse_opt()))

@@ -212,11 +212,6 @@ def improved_techniques_on(opt) -> list[str]:
     return on
 
 
-def total_steps(opt, steps_per_epoch: int) -> int:
-    total = opt.epochs * steps_per_epoch
-    return min(total, opt.max_steps) if opt.max_steps is not None else total
-
-
 def main(opt) -> Path:
     session = setup(opt, MODEL_NAME)  # torchrun, seed, device, precision, channels_last, run name
 
@@ -259,17 +254,16 @@ def main(opt) -> Path:
     # fixed latents for the sample grids: their own generator, so sampling never moves the RNG
     fixed_z = sample_z(64, opt.nz, opt.z_dist, generator=torch.Generator().manual_seed(opt.seed), device=session.device)
     sampler_G = ema.module if ema is not None else G
-    total = total_steps(opt, len(loader))
+    loop = TrainLoop(opt, session, run, ckpt, total=opt.epochs * len(loader), start_step=start_step,
+                     sample=lambda: cmetrics.generate(sampler_G, fixed_z, session.device),
+                     evaluate=evaluation(opt, session, dataset, sampler_G, latents))  # --eval-every
     if session.is_main:
         print(f"DCGAN {opt.image_size}x{opt.image_size}x{opt.channels}: G {n_params(G)} / D {n_params(D)} "
               f"parameters; {session.prec}, channels_last={session.channels_last}; {len(dataset)} images, "
-              f"{len(loader)} steps/epoch, steps {start_step}->{total}")
+              f"{len(loader)} steps/epoch, steps {start_step}->{loop.total}")
         if on := improved_techniques_on(opt):
             print(f"Improved Techniques (Salimans et al. 2016): {', '.join(on)}")
 
-    loop = TrainLoop(opt, session, run, ckpt, total=total, start_step=start_step,
-                     sample=lambda: cmetrics.generate(sampler_G, fixed_z, session.device),
-                     evaluate=evaluation(opt, session, dataset, sampler_G, latents))  # --eval-every
     for step, epoch, (real, _) in loop.over(loader):
         real = session.to_input(real)
         z = sample_z(real.shape[0], opt.nz, opt.z_dist, device=session.device)

@@ -21,6 +21,8 @@ import torch
 
 from common import inference, metrics
 from common.checkpoint import load_for_inference
+from common.device import pick_device
+from common.errors import run_main
 from .dataset import AtStage, build_dataset, for_measuring
 from .model import build_generator
 from .utils import latents
@@ -29,14 +31,11 @@ MODEL_NAME = "progan"
 
 
 def parse_opt(argv=None):
-    parser = inference.evaluate_parser(MODEL_NAME, "SWD, MS-SSIM and FID of a trained ProGAN against its data.")
-    parser.add_argument("--no-ema", action="store_true", help="measure the raw G weights instead of the EMA")
-    return parser.parse_args(argv)
+    return inference.evaluate_parser(MODEL_NAME, "SWD, MS-SSIM and FID of a trained ProGAN against its data.",
+                                     ema=True).parse_args(argv)
 
 
 def main(opt) -> list[dict]:
-    from common.device import pick_device
-
     device = pick_device(opt.device)
     payload = load_for_inference(opt.checkpoint, MODEL_NAME)
     G, options = inference.load_generator(opt.checkpoint, MODEL_NAME, build_generator, device, payload=payload,
@@ -52,4 +51,4 @@ def main(opt) -> list[dict]:
 
 
 if __name__ == "__main__":
-    inference.run_script(parse_opt, main)
+    run_main(lambda: main(parse_opt()))

@@ -19,18 +19,22 @@ import torch
 
 from common import inference
 from common.cli import positive_int
+from common.device import pick_device
+from common.errors import run_main
 from .model import build_generator
 from .utils import latents
 
 MODEL_NAME = "progan"
 
 
-def add_args(p) -> None:
+def parse_opt(argv=None):
+    p = inference.generate_parser(MODEL_NAME, "Generate images with a trained ProGAN.", ema=True)
     p.add_argument("--interpolate", action="store_true",
                    help="latent walks: each row moves along a great circle between two random z, the path the "
                         "pixel-normalised latents live on (Appendix A.1)")
     p.add_argument("--rows", type=positive_int, default=4, help="rows of the interpolation grid (default 4)")
     p.add_argument("--steps", type=positive_int, default=8, help="images per interpolation row (default 8)")
+    return p.parse_args(argv)
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
@@ -45,18 +49,19 @@ def slerp(a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
     return direction * torch.lerp(na, nb, t)
 
 
-def draw(G, options: dict, opt, device) -> inference.Samples:
+@torch.no_grad()
+def main(opt) -> Path:
+    device = pick_device(opt.device)
+    G, options = inference.load_generator(opt.checkpoint, MODEL_NAME, build_generator, device, use_ema=not opt.no_ema)
     stage = f"{G.resolution}x{G.resolution}" + (f", alpha {G.alpha:.2f}" if G.fading else "")
-    gen = torch.Generator().manual_seed(opt.seed)
+    rng = torch.Generator().manual_seed(opt.seed)
     if not opt.interpolate:
-        return inference.Samples(inference.in_batches(G, latents(options, opt.n, gen), device), note=stage)
-    ends = latents(options, 2 * opt.rows, gen)
+        return inference.write_images(inference.in_batches(G, latents(options, opt.n, rng), device), opt, note=stage)
+    ends = latents(options, 2 * opt.rows, rng)
     z = torch.cat([slerp(ends[2 * r], ends[2 * r + 1], opt.steps) for r in range(opt.rows)])
-    return inference.Samples(inference.in_batches(G, z, device), nrow=opt.steps, note=f"{stage}; a walk per row")
+    return inference.write_images(inference.in_batches(G, z, device), opt, nrow=opt.steps,
+                                  note=f"{stage}; a walk per row")
 
-
-parse_opt, main = inference.generate_script(MODEL_NAME, "Generate images with a trained ProGAN.", build_generator,
-                                            draw, add_args=add_args, ema=True)
 
 if __name__ == "__main__":
-    inference.run_script(parse_opt, main)
+    run_main(lambda: main(parse_opt()))

@@ -200,19 +200,18 @@ def main(opt) -> Path:
                         optimizers={"G": opt_g, "D": opt_d}, scaler=session.prec.scaler, ema=ema, options=options,
                         arch_options=ARCH_OPTIONS, is_main=session.is_main)
     start_step, _ = ckpt.resume(opt.resume)
-    total = min(total_steps(phases), opt.max_steps) if opt.max_steps else total_steps(phases)
     G_train, D_train = session.for_training(G), session.for_training(D)
 
     fixed_z = sample_z(GRID_SAMPLES, opt.nz, generator=torch.Generator().manual_seed(opt.seed), device=session.device)
+    loop = TrainLoop(opt, session, run, ckpt, total=total_steps(phases), start_step=start_step,
+                     sample=lambda: generate(ema.module, fixed_z, session.device), grid_columns=4,
+                     evaluate=stage_evaluation(opt, session, dataset, ema))  # --eval-every
     if session.is_main:
         start, top = opt.start_resolution, opt.max_resolution
         print(f"ProGAN {start}x{start} -> {top}x{top}x{opt.channels}: G {n_params(G)} / D "
               f"{n_params(D)} parameters; {len(phases)} phases of {opt.phase_images:,} images; {session.prec}, "
-              f"channels_last={session.channels_last}; {len(dataset)} images; steps {start_step}->{total}")
+              f"channels_last={session.channels_last}; {len(dataset)} images; steps {start_step}->{loop.total}")
 
-    loop = TrainLoop(opt, session, run, ckpt, total=total, start_step=start_step,
-                     sample=lambda: generate(ema.module, fixed_z, session.device), grid_columns=4,
-                     evaluate=stage_evaluation(opt, session, dataset, ema))  # --eval-every
     world, rank = session.info.world_size, session.info.rank
     for step in loop.steps():
         stage = stage_at(phases, step)

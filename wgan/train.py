@@ -126,12 +126,6 @@ def generator_step(G, C, opt_g, z: torch.Tensor, prec: cdev.Precision) -> dict:
 
 
 
-def total_steps(opt, batches_per_epoch: int) -> int:
-    """Generator iterations in --epochs passes of the critic over the data, capped by --max-steps."""
-    total = generator_iterations_in(opt.epochs * batches_per_epoch, opt.n_critic, opt.extra_critic)
-    return min(total, opt.max_steps) if opt.max_steps is not None else total
-
-
 def main(opt) -> Path:
     session = setup(opt, MODEL_NAME)  # torchrun, seed, device, precision, channels_last, run name
 
@@ -155,17 +149,18 @@ def main(opt) -> Path:
 
     # fixed latents for the sample grids: their own generator, so sampling never moves the RNG
     fixed_z = sample_z(64, opt.nz, opt.z_dist, generator=torch.Generator().manual_seed(opt.seed), device=session.device)
-    total = total_steps(opt, len(loader))
-    if session.is_main:
-        print(f"WGAN {opt.image_size}x{opt.image_size}x{opt.channels}: G {n_params(G)} / critic {n_params(C)} "
-              f"parameters ({opt.critic_norm} norm); {session.prec}, channels_last={session.channels_last}; "
-              f"{len(dataset)} images, {len(loader)} batches/epoch, generator steps {start_step}->{total}")
-
-    # an endless stream of real batches that resumes where step `start_step` left it
-    batches = cdata.iterate_steps(loader, batches_before(start_step, opt.n_critic, opt.extra_critic), 2**62)
+    # --epochs passes of the critic over the data, counted in generator iterations
+    total = generator_iterations_in(opt.epochs * len(loader), opt.n_critic, opt.extra_critic)
     loop = TrainLoop(opt, session, run, ckpt, total=total, start_step=start_step,
                      sample=lambda: cmetrics.generate(G, fixed_z, session.device),
                      evaluate=evaluation(opt, session, dataset, G, latents))  # --eval-every
+    if session.is_main:
+        print(f"WGAN {opt.image_size}x{opt.image_size}x{opt.channels}: G {n_params(G)} / critic {n_params(C)} "
+              f"parameters ({opt.critic_norm} norm); {session.prec}, channels_last={session.channels_last}; "
+              f"{len(dataset)} images, {len(loader)} batches/epoch, generator steps {start_step}->{loop.total}")
+
+    # an endless stream of real batches that resumes where step `start_step` left it
+    batches = cdata.iterate_steps(loader, batches_before(start_step, opt.n_critic, opt.extra_critic), 2**62)
     for step in loop.steps():
         # ---- critic: n_critic iterations (Algorithm 1, lines 2-8) --------
         for _ in range(critic_iterations(step, opt.n_critic, opt.extra_critic)):

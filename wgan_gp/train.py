@@ -131,11 +131,6 @@ def generator_step(G, C, opt_g, z: torch.Tensor, prec: cdev.Precision) -> dict:
 
 
 
-def total_steps(opt) -> int:
-    """--iters generator iterations, capped by --max-steps."""
-    return min(opt.iters, opt.max_steps) if opt.max_steps is not None else opt.iters
-
-
 def main(opt) -> Path:
     session = setup(opt, MODEL_NAME)  # torchrun, seed, device, precision, channels_last, run name
 
@@ -159,17 +154,16 @@ def main(opt) -> Path:
 
     # fixed latents for the sample grids: their own generator, so sampling never moves the RNG
     fixed_z = sample_z(64, opt.nz, opt.z_dist, generator=torch.Generator().manual_seed(opt.seed), device=session.device)
-    total = total_steps(opt)
+    loop = TrainLoop(opt, session, run, ckpt, total=opt.iters, start_step=start_step,  # --iters generator iterations
+                     sample=lambda: cmetrics.generate(G, fixed_z, session.device),
+                     evaluate=evaluation(opt, session, dataset, G, latents))  # --eval-every
     if session.is_main:
         print(f"WGAN-GP {opt.image_size}x{opt.image_size}x{opt.channels}: G {n_params(G)} / critic {n_params(C)} "
               f"parameters ({opt.critic_norm} norm); {session.prec}, channels_last={session.channels_last}; "
-              f"{len(dataset)} images, {len(loader)} batches/epoch, generator steps {start_step}->{total}")
+              f"{len(dataset)} images, {len(loader)} batches/epoch, generator steps {start_step}->{loop.total}")
 
     # an endless stream of real batches that resumes where step `start_step` left it
     batches = cdata.iterate_steps(loader, start_step * opt.n_critic, 2**62)
-    loop = TrainLoop(opt, session, run, ckpt, total=total, start_step=start_step,
-                     sample=lambda: cmetrics.generate(G, fixed_z, session.device),
-                     evaluate=evaluation(opt, session, dataset, G, latents))  # --eval-every
     for step in loop.steps():
         # ---- critic: n_critic iterations (Algorithm 1, lines 2-9) --------
         for _ in range(opt.n_critic):
