@@ -319,9 +319,12 @@ class Checkpointer:
             if name not in payload["models"]:
                 raise CheckpointError(f"{path} holds no weights for {name!r}")
             states[name] = checked_state(module, payload["models"][name], what=name, path=path, option_diff=diff)
-        for name in self.states:
+        for name, obj in self.states.items():
             if name not in payload.get("states", {}):
                 raise CheckpointError(f"{path} holds no state for {name!r}")
+            if set(payload["states"][name]) != set(obj.state_dict()):  # e.g. a schedule of an older version
+                raise CheckpointError(f"{path}: its {name!r} state does not fit this code's (keys "
+                                      f"{sorted(payload['states'][name])} vs {sorted(obj.state_dict())})")
         for name, module in self.models.items():
             module.load_state_dict(states[name])
         for name, optimizer in self.optimizers.items():

@@ -238,38 +238,26 @@ def ms_ssim_diversity(images: torch.Tensor, n_pairs: int = 1000, seed: int = 0) 
     return float(torch.cat(values).mean())
 
 
-def rgb_to_y(images01: torch.Tensor) -> torch.Tensor:
-    """ITU-R BT.601 luma of RGB in [0, 1], on the [16/255, 235/255] scale the SR papers use."""
-    r, g, b = images01[:, 0:1], images01[:, 1:2], images01[:, 2:3]
-    return (16.0 + 65.481 * r + 128.553 * g + 24.966 * b) / 255.0
-
-
-def _paired(pred: torch.Tensor, target: torch.Tensor, y_channel: bool, crop_border: int):
+def _paired(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if pred.shape != target.shape:
         raise ValueError(f"paired metrics need equal shapes, got {tuple(pred.shape)} and {tuple(target.shape)}")
-    pred, target = to_unit_range(pred), to_unit_range(target)
-    if y_channel and pred.shape[1] == 3:
-        pred, target = rgb_to_y(pred), rgb_to_y(target)
-    if crop_border:
-        c = crop_border
-        pred, target = pred[..., c:-c, c:-c], target[..., c:-c, c:-c]
-    return pred, target
+    return to_unit_range(pred), to_unit_range(target)
 
 
-def psnr(pred: torch.Tensor, target: torch.Tensor, *, y_channel: bool = False, crop_border: int = 0) -> float:
-    """Mean per-image PSNR (dB) of images in [-1, 1], measured on [0, 1]; optionally on the
-    luma channel with `crop_border` pixels removed, as super-resolution papers report it."""
+def psnr(pred: torch.Tensor, target: torch.Tensor) -> float:
+    """Mean per-image PSNR (dB) of images in [-1, 1], measured on [0, 1]. (The SR folders
+    measure theirs on the Y channel with the border cropped, as their papers do.)"""
     from torchmetrics.functional.image import peak_signal_noise_ratio
 
-    pred, target = _paired(pred, target, y_channel, crop_border)
+    pred, target = _paired(pred, target)
     return float(peak_signal_noise_ratio(pred, target, data_range=1.0, reduction="none", dim=(1, 2, 3)).mean())
 
 
-def ssim(pred: torch.Tensor, target: torch.Tensor, *, y_channel: bool = False, crop_border: int = 0) -> float:
+def ssim(pred: torch.Tensor, target: torch.Tensor) -> float:
     """Mean SSIM (Wang et al. 2004; 11x11 Gaussian window, sigma 1.5) of images in [-1, 1]."""
     from torchmetrics.functional.image import structural_similarity_index_measure
 
-    pred, target = _paired(pred, target, y_channel, crop_border)
+    pred, target = _paired(pred, target)
     return float(structural_similarity_index_measure(pred, target, data_range=1.0))
 
 

@@ -5,7 +5,7 @@ An epoch has max(|A|, |B|) items (the official code's length); item i is A[i mod
 a B image drawn at random, independently of A. Here that draw, and each domain's own random
 jitter (resize to --load-size, random --image-size crop, random mirror: Sec. 7.1, the
 official resize_and_crop), come from a generator seeded by (seed, epoch, index)
-(common.image2image.item_seed, a `keyed` dataset), so a resumed run reads exactly the
+(common.data.item_seed, a `keyed` dataset), so a resumed run reads exactly the
 images an unbroken run would.
 
 Embedded default (`--data photos`, offline): domain A is random crops of some of the bundled
@@ -13,7 +13,7 @@ photos, domain B random crops of OTHER bundled photos passed through a fixed hid
 T (`hidden_mapping`: a colour matrix then a tone curve). A and B are never paired in
 training, and no A crop has a B counterpart, so G_AB has to discover T from the two
 distributions alone. Because T is known, evaluate.py can measure how close G_AB(a) comes to
-T(a) on crops of photos that never appear in training (common.image2image.HELD_OUT_PHOTOS).
+T(a) on crops of photos that never appear in training (common.data.HELD_OUT_PHOTOS).
 """
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from common import image2image as i2i
-from common.data import bundled_photos
-from common.errors import DataError
+from common.data import (HELD_OUT_PHOTOS, albumentations, augment, bundled_photos, conversion_note, item_seed,
+                         list_images, read_rgb, split_key, to_tensor)
+from common.errors import DataError, UserError
 
 # the bundled photos of each embedded domain: disjoint, and none of HELD_OUT_PHOTOS
 PHOTOS_A = ("astronaut", "rocket", "coffee")
@@ -52,6 +52,34 @@ def hidden_mapping(image: torch.Tensor) -> torch.Tensor:
     return mixed.pow(GAMMA) * 2.0 - 1.0
 
 
+# ------------------------------------------------------------------ random jitter
+# pix2pix/dataset.py holds the same jitter, there applied alike to both images of a pair
+def jitter(load_size: int, crop_size: int):
+    """The random jitter of Sec. 7.1 (the official --preprocess resize_and_crop, with its
+    flip): resize to load_size x load_size (286), a random crop_size (256) crop, a random
+    horizontal mirror; load_size == crop_size gives no crop, only the mirror. Each domain's
+    image gets its own draws. Resizing is bicubic, as the official code's PIL resize."""
+    import cv2
+
+    A = albumentations()
+    if crop_size > load_size:
+        raise UserError(f"the crop ({crop_size}) cannot be larger than the loaded image ({load_size})")
+    steps = [A.Resize(load_size, load_size, interpolation=cv2.INTER_CUBIC)]
+    if crop_size < load_size:
+        steps.append(A.RandomCrop(crop_size, crop_size))
+    steps.append(A.HorizontalFlip(p=0.5))
+    return A.Compose(steps)
+
+
+def resize_only(size: int):
+    """The transform of the fixed grid and evaluation images: a bicubic resize to size x size, nothing random."""
+    import cv2
+
+    A = albumentations()
+    return A.Compose([A.Resize(size, size, interpolation=cv2.INTER_CUBIC)])
+
+
+# ------------------------------------------------------------------ the embedded data
 def random_crop(photo: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
     """A random square crop of `photo` (side CROP_SIDE of its shorter side) resized to size x size."""
     import cv2
@@ -75,7 +103,7 @@ class EmbeddedUnpaired(Dataset):
         self.photos_a = [photos[n] for n in PHOTOS_A]
         self.photos_b = [photos[n] for n in PHOTOS_B]
         self.load_size, self.seed, self.epoch_size = load_size, seed, epoch_size
-        self.transform = i2i.jitter(load_size, image_size)
+        self.transform = jitter(load_size, image_size)
 
     def __len__(self) -> int:
         return self.epoch_size
@@ -83,11 +111,11 @@ class EmbeddedUnpaired(Dataset):
     def _side(self, photos: list[np.ndarray], rng: np.random.Generator) -> torch.Tensor:
         crop = random_crop(photos[int(rng.integers(len(photos)))], rng, self.load_size)
         jitter_seed = int(rng.integers(2**31 - 1))
-        return i2i.to_tensor(i2i.augment(self.transform, jitter_seed, crop)["image"])
+        return to_tensor(augment(self.transform, jitter_seed, crop)["image"])
 
     def __getitem__(self, key):
-        index, epoch = i2i.split_key(key)
-        rng = np.random.default_rng(i2i.item_seed(self.seed, epoch, index))
+        index, epoch = split_key(key)
+        rng = np.random.default_rng(item_seed(self.seed, epoch, index))
         a = self._side(self.photos_a, rng)
         b = hidden_mapping(self._side(self.photos_b, rng))
         return a, b
@@ -97,10 +125,10 @@ def held_out_crops(image_size: int, n: int = EVAL_CROPS) -> torch.Tensor:
     """A fixed set of n crops (n/2 per photo, seed 0 whatever the run's seed, so every run is
     measured on the same images) of HELD_OUT_PHOTOS at image_size: the A side of the
     evaluation, whose targets are hidden_mapping(crops)."""
-    photos = list(bundled_photos(i2i.HELD_OUT_PHOTOS).values())
+    photos = list(bundled_photos(HELD_OUT_PHOTOS).values())
     rng = np.random.default_rng(0)
     crops = [random_crop(photos[i % len(photos)], rng, image_size) for i in range(n)]
-    return torch.stack([i2i.to_tensor(c) for c in crops])
+    return torch.stack([to_tensor(c) for c in crops])
 
 
 # ------------------------------------------------------------------ the folder layout
@@ -111,7 +139,7 @@ def domain_files(root: Path, split: str, side: str) -> list[Path]:
     if not folder.is_dir():
         raise DataError(f"--data {root}: no {split}{side}/ folder (CycleGAN's layout: trainA/, trainB/ and "
                         f"optionally testA/, testB/ with the images of each domain)")
-    return i2i.image_files(folder, f"--data {split}{side}")
+    return list_images(folder, f"--data {split}{side}")
 
 
 class UnpairedFolder(Dataset):
@@ -130,29 +158,29 @@ class UnpairedFolder(Dataset):
         self.files_a = domain_files(self.root, split, "A")
         self.files_b = domain_files(self.root, split, "B")
         for files, side in ((self.files_a, "A"), (self.files_b, "B")):
-            note = i2i.conversion_note(files, f"{root}/{split}{side}")
+            note = conversion_note(files, f"{root}/{split}{side}")
             if note:
                 print(note)
         self.seed = seed
-        self.transform = i2i.jitter(load_size, image_size)
+        self.transform = jitter(load_size, image_size)
 
     def __len__(self) -> int:
         return max(len(self.files_a), len(self.files_b))
 
     def __getitem__(self, key):
-        index, epoch = i2i.split_key(key)
-        rng = np.random.default_rng(i2i.item_seed(self.seed, epoch, index))
+        index, epoch = split_key(key)
+        rng = np.random.default_rng(item_seed(self.seed, epoch, index))
         b_index = int(rng.integers(len(self.files_b)))  # B independent of A (official: random B index)
         seed_a, seed_b = (int(s) for s in rng.integers(2**31 - 1, size=2))  # each domain its own jitter
-        a = i2i.augment(self.transform, seed_a, i2i.read_rgb(self.files_a[index % len(self.files_a)]))["image"]
-        b = i2i.augment(self.transform, seed_b, i2i.read_rgb(self.files_b[b_index]))["image"]
-        return i2i.to_tensor(a), i2i.to_tensor(b)
+        a = augment(self.transform, seed_a, read_rgb(self.files_a[index % len(self.files_a)]))["image"]
+        b = augment(self.transform, seed_b, read_rgb(self.files_b[b_index]))["image"]
+        return to_tensor(a), to_tensor(b)
 
 
 def fixed_images(files: list[Path], image_size: int, n: int) -> torch.Tensor:
     """The first n of `files` resized to image_size (no randomness): sample grids, evaluation."""
-    resize = i2i.resize_only(image_size)
-    return torch.stack([i2i.to_tensor(resize(image=i2i.read_rgb(f))["image"]) for f in files[:n]])
+    resize = resize_only(image_size)
+    return torch.stack([to_tensor(resize(image=read_rgb(f))["image"]) for f in files[:n]])
 
 
 def fixed_domain(root: str | Path, side: str, image_size: int, n: int) -> tuple[torch.Tensor, str]:
@@ -196,7 +224,7 @@ def evaluation_set(options: dict, n: int = 100) -> dict:
     if is_embedded(options["data"]):
         a = held_out_crops(size)
         return {"a": a, "target": hidden_mapping(a), "b": None,
-                "source": f"{a.shape[0]} held-out crops of {', '.join(i2i.HELD_OUT_PHOTOS)}"}
+                "source": f"{a.shape[0]} held-out crops of {', '.join(HELD_OUT_PHOTOS)}"}
     a, split_a = fixed_domain(options["data"], "A", size, n)
     b, split_b = fixed_domain(options["data"], "B", size, n)
     return {"a": a, "target": None, "b": b, "source": f"{options['data']}: {split_a} ({len(a)}), {split_b} ({len(b)})"}

@@ -4,7 +4,7 @@
     python evaluate.py --checkpoint runs/cyclegan-horse2zebra/checkpoints/last.pt   # a folder run
 
 On the embedded data the hidden mapping T is known (dataset.hidden_mapping), so on crops
-of photos that never appear in training (common.image2image.HELD_OUT_PHOTOS):
+of photos that never appear in training (common.data.HELD_OUT_PHOTOS):
     G_AB(a) vs T(a)          how close G_AB comes to the true mapping
     a vs T(a)                the identity baseline (G_AB has learned something if it beats this)
     G_BA(G_AB(a)) vs a       the cycle error (eq. 2)

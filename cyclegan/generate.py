@@ -19,13 +19,10 @@ if not __package__:  # run as a script inside its folder: import the folder as a
 
 import argparse
 
-import numpy as np
-import torch
-
-from common import image2image as i2i
-from common.errors import CheckpointError, DataError
+from common.data import conversion_note, input_files, output_path, read_rgb, save_image, to_tensor
+from common.errors import DataError
 from common.inference import run_script
-from .utils import GENERATORS, load_generator
+from .utils import GENERATORS, load_generator, translate
 
 MULTIPLE = 4  # two stride-2 convolutions in G
 MIN_SIDE = 8  # below this, the residual blocks' reflection padding has nothing to mirror
@@ -49,19 +46,19 @@ def main(opt) -> list[Path]:
     device = pick_device(opt.device)
     G, _ = load_generator(opt.checkpoint, opt.direction, device)
     source = Path(opt.input)
-    files = i2i.input_files(source)
+    files = input_files(source)
     root = source if source.is_dir() else None
-    note = i2i.conversion_note(files, str(source))
+    note = conversion_note(files, str(source))
     if note:
         print(note)
     written = []
     for f in files:
-        image = i2i.to_tensor(np.array(i2i.read_rgb(f)))  # a writable copy for torch
+        image = to_tensor(read_rgb(f))
         if min(image.shape[-2:]) < MIN_SIDE:
             raise DataError(f"{f} is {image.shape[-1]}x{image.shape[-2]}; images need at least "
                             f"{MIN_SIDE} pixels on each side")
-        out = i2i.translate(G, image, MULTIPLE, device)
-        written.append(i2i.save_image(out, i2i.output_path(f, root, Path(opt.out))))
+        out = translate(G, image, MULTIPLE, device)
+        written.append(save_image(out, output_path(f, root, Path(opt.out))))
     where = written[0] if len(written) == 1 else f"{opt.out}/"
     print(f"translated {len(written)} image(s) {opt.direction} with {GENERATORS[opt.direction]}: {where}")
     return written

@@ -23,21 +23,19 @@ import argparse
 
 import torch
 import torch.nn.functional as F
+from torch.optim.lr_scheduler import LambdaLR
 
 from common import device as cdev
 from common import distributed
-from common import metrics as cmetrics
 from common import run as crun
 from common.checkpoint import Checkpointer
 from common.cli import add_common_args, non_negative_float, positive_int, set_help
 from common.errors import run_main
 from common.loop import TrainLoop, n_params, setup
-from common.schedule import LinearDecay
-from .dataset import build_dataset, evaluation_set, sample_pairs
+from .dataset import build_dataset, sample_pairs
 from .model import build_discriminator, build_generator, default_blocks, init_weights
-from .utils import ImagePool, grid_rows, translation_report
+from .utils import MODEL_NAME, ImagePool, evaluation, grid_rows
 
-MODEL_NAME = "cyclegan"
 ARCH_OPTIONS = ("ngf", "ndf", "n_blocks", "channels")  # decide tensor shapes; generate.py rebuilds from them
 EMBEDDED_SIZE = 64  # --image-size for --data photos: a 2-core CPU trains it in minutes (README, Results)
 
@@ -46,9 +44,10 @@ CYCLEGAN_MEANING = {
     "--data": "photos (embedded unpaired photos with a hidden colour mapping, offline) | a folder with trainA/ "
               "and trainB/ (optionally testA/, testB/), the official layout (default: photos)",
     "--channels": "unused: both domains are RGB (grey and RGBA files are converted, with a note)",
-    "--eval-every": "every N steps, L1/PSNR/SSIM of G_AB(a) against T(a) on the held-out crops, beside the "
-                    "identity baseline and the cycle error (a folder: cycle errors only), to TensorBoard and "
-                    "<out>/metrics.jsonl, as evaluate.py computes them (default 0: off)",
+    "--eval-every": "every N steps and at the end, L1/PSNR/SSIM of G_AB(a) against T(a) on the held-out crops "
+                    "(a folder: the cycle error A -> B -> A) to TensorBoard and <out>/metrics.jsonl, with the "
+                    "identity baseline and the cycle errors beside them in metrics.jsonl, as evaluate.py computes "
+                    "them (default 0: off)",
     "--eval-n": "unused (the embedded evaluation set is fixed; evaluate.py --n sets a folder's)",
 }
 
@@ -148,6 +147,21 @@ def full_objective(gan_ab, gan_ba, cycle_a, cycle_b, idt_a, idt_b, lambda_cycle:
     return loss
 
 
+# ------------------------------------------------------------ the learning rate
+# pix2pix/train.py holds the same rule
+def linear_decay(epoch: int, epochs: int, decay_epochs: int) -> float:
+    """The learning rate's factor in (0-based) `epoch`: "We keep the same learning rate for the
+    first 100 epochs and linearly decay the rate to zero over the next 100 epochs" (Sec. 4),
+    by the official code's rule, with n_constant = epochs - decay_epochs,
+        1 - max(0, e + 1 - n_constant) / (decay_epochs + 1):
+    1 through epoch n_constant - 1, then steps of 1 / (decay_epochs + 1) down to
+    1 / (decay_epochs + 1) in the last epoch. After the last epoch the factor stays at the
+    last epoch's: the loop steps the schedule once more after the final step, so the
+    checkpoint keeps the rate the run ended with."""
+    e = min(epoch, epochs - 1)
+    return max(0.0, 1.0 - max(0, e + 1 - (epochs - decay_epochs)) / (decay_epochs + 1))
+
+
 # --------------------------------------------------------------- one iteration
 def train_step(G_AB, G_BA, D_A, D_B, opt_g, opt_d, real_a: torch.Tensor, real_b: torch.Tensor,
                prec: cdev.Precision, pool_a: ImagePool, pool_b: ImagePool, *,
@@ -188,11 +202,6 @@ def train_step(G_AB, G_BA, D_A, D_B, opt_g, opt_d, real_a: torch.Tensor, real_b:
             "idt_B": idt_b.detach(), "D_A": loss_d_a.detach(), "D_B": loss_d_b.detach()}
 
 
-def total_steps(opt, steps_per_epoch: int) -> int:
-    total = opt.epochs * steps_per_epoch
-    return min(total, opt.max_steps) if opt.max_steps is not None else total
-
-
 def main(opt) -> Path:
     session = setup(opt, MODEL_NAME)  # torchrun, seed, device, precision, channels_last, run name
 
@@ -208,8 +217,8 @@ def main(opt) -> Path:
     betas = (opt.beta1, opt.beta2)
     opt_g = torch.optim.Adam([*G_AB.parameters(), *G_BA.parameters()], lr=opt.lr, betas=betas)
     opt_d = torch.optim.Adam([*D_A.parameters(), *D_B.parameters()], lr=opt.lr, betas=betas)
-    schedules = {"lr_G": LinearDecay(opt_g, opt.lr, opt.epochs, opt.decay_epochs),
-                 "lr_D": LinearDecay(opt_d, opt.lr, opt.epochs, opt.decay_epochs)}
+    decay = lambda epoch: linear_decay(epoch, opt.epochs, opt.decay_epochs)  # noqa: E731
+    sched_g, sched_d = LambdaLR(opt_g, decay), LambdaLR(opt_d, decay)  # stepped by the loop, once per epoch
     pool_a, pool_b = ImagePool(opt.pool_size), ImagePool(opt.pool_size)
 
     run = crun.Run(opt.out, options, session.is_main)
@@ -217,32 +226,27 @@ def main(opt) -> Path:
                         models={"G_AB": G_AB, "G_BA": G_BA, "D_A": D_A, "D_B": D_B},
                         optimizers={"G": opt_g, "D": opt_d}, scaler=session.prec.scaler, options=options,
                         arch_options=ARCH_OPTIONS, is_main=session.is_main,
-                        states={"pool_A": pool_a, "pool_B": pool_b, **schedules})
+                        states={"pool_A": pool_a, "pool_B": pool_b, "lr_G": sched_g, "lr_D": sched_d})
     start_step, _ = ckpt.resume(opt.resume)
     nets = [session.for_training(m) for m in (G_AB, G_BA, D_A, D_B)]  # --compile, DDP
 
-    # fixed images for the grids (no RNG, so sampling never changes the run)
+    # fixed images for the grids and the evaluation (no RNG, so neither changes the run)
     grid_a, grid_b = (session.to_input(x) for x in sample_pairs(options, 4))
-    measure = evaluation_set(options) if opt.eval_every > 0 and session.is_main else None
-    total = total_steps(opt, len(loader))
+    loop = TrainLoop(opt, session, run, ckpt, total=opt.epochs * len(loader), start_step=start_step,
+                     sample=lambda: grid_rows(G_AB, G_BA, grid_a, grid_b), grid_columns=6,
+                     evaluate=evaluation(opt, session, G_AB, G_BA),
+                     lr_schedulers={"G": sched_g, "D": sched_d}, schedule_every="epoch")
     if session.is_main:
         print(f"CycleGAN {opt.image_size}x{opt.image_size}, {opt.n_blocks} residual blocks: G_AB/G_BA "
               f"{n_params(G_AB)} / D_A/D_B {n_params(D_A)} parameters each; {session.prec}, "
               f"channels_last={session.channels_last}; {len(dataset)} items/epoch, {len(loader)} steps/epoch, "
-              f"steps {start_step}->{total}")
+              f"steps {start_step}->{loop.total}")
 
-    loop = TrainLoop(opt, session, run, ckpt, total=total, start_step=start_step,
-                     sample=lambda: grid_rows(G_AB, G_BA, grid_a, grid_b), grid_columns=6)
     for step, epoch, (real_a, real_b) in loop.over(loader):
-        rates = {name: s.set_epoch(epoch) for name, s in schedules.items()}  # constant, then linear decay
         losses = train_step(*nets, opt_g, opt_d, session.to_input(real_a), session.to_input(real_b),
                             session.prec, pool_a, pool_b, lambda_cycle=opt.lambda_cycle,
                             lambda_identity=opt.lambda_identity)
-        loop.after_step(step, epoch, losses, log=rates)
-        if measure is not None and step % opt.eval_every == 0:  # held-out L1/PSNR/SSIM, no RNG used
-            for r in translation_report(G_AB, G_BA, measure, session.device):
-                cmetrics.append_jsonl(run.directory / "metrics.jsonl", {"model": MODEL_NAME, "step": step, **r})
-                run.log_scalars(step, {f"eval/{r['key']}_{k}": r[k] for k in ("l1", "psnr", "ssim")})
+        loop.after_step(step, epoch, losses)
     return loop.finish()
 
 

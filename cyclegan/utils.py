@@ -1,11 +1,16 @@
 """What only CycleGAN needs: the history of generated images the discriminators train on
-(Sec. 4 "Training details", after Shrivastava et al. 2017)."""
+(Sec. 4 "Training details", after Shrivastava et al. 2017), the training grid, the measures
+of evaluate.py and --eval-every, and a trained generator loaded back and run on an image of
+any size (what train.py, generate.py and evaluate.py share)."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
+from common import metrics
 from common.checkpoint import load_for_inference, load_state_checked
 from common.errors import CheckpointError
+from .dataset import evaluation_set
 from .model import build_generator
 
 MODEL_NAME = "cyclegan"
@@ -62,8 +67,6 @@ class ImagePool:
 
     def load_state_dict(self, state: dict) -> None:
         if int(state["capacity"]) != self.capacity:
-            from common.errors import CheckpointError
-
             raise CheckpointError(f"the checkpoint's image pool holds {int(state['capacity'])} images, "
                                   f"this run asks for {self.capacity} (--pool-size)")
         self.images = [image.clone() for image in state["images"]] if state["images"].numel() else []
@@ -87,15 +90,21 @@ def translate_batches(G, images: torch.Tensor, device, batch_size: int = 16) -> 
     return torch.cat([G(chunk.to(device)).float().cpu() for chunk in images.split(batch_size)])
 
 
+# pix2pix/utils.py holds the same measure
+def paired_report(outputs: torch.Tensor, targets: torch.Tensor) -> dict:
+    """L1 (on [-1, 1], the scale of the cycle loss of eq. 2), PSNR (dB) and SSIM (both on
+    [0, 1]) of outputs against their targets."""
+    return {"l1": float((outputs.float() - targets.float()).abs().mean()),
+            "psnr": metrics.psnr(outputs, targets), "ssim": metrics.ssim(outputs, targets)}
+
+
 def translation_report(G_AB, G_BA, evaluation: dict, device) -> list[dict]:
-    """L1 / PSNR / SSIM rows (common.image2image.paired_report) for an evaluation set
-    (cyclegan.dataset.evaluation_set). With a known target T(a) (embedded data):
+    """L1 / PSNR / SSIM rows (paired_report) for an evaluation set (dataset.evaluation_set).
+    With a known target T(a) (embedded data):
       translation  G_AB(a) vs T(a)       how well G_AB found the hidden mapping
       identity     a vs T(a)             the baseline: do nothing
       cycle_A      G_BA(G_AB(a)) vs a    cycle consistency (eq. 2)
     Without one (a folder): only the cycle errors, A -> B -> A and B -> A -> B."""
-    from common.image2image import paired_report
-
     a, target, b = evaluation["a"], evaluation.get("target"), evaluation.get("b")
     fake_b = translate_batches(G_AB, a, device)
     rows = []
@@ -112,6 +121,28 @@ def translation_report(G_AB, G_BA, evaluation: dict, device) -> list[dict]:
     return [{**r, **n} for r in rows]
 
 
+def training_report(G_AB, G_BA, evaluation: dict, device) -> dict:
+    """--eval-every's report (common.loop logs one per evaluation): translation_report's first
+    row (G_AB(a) vs T(a) on the embedded data, the A -> B -> A cycle on a folder) as its l1,
+    psnr and ssim, and every other row's numbers beside them as <key>_l1, <key>_psnr, <key>_ssim."""
+    first, *others = translation_report(G_AB, G_BA, evaluation, device)
+    report = {"what": first["what"], "l1": first["l1"], "psnr": first["psnr"], "ssim": first["ssim"],
+              "pairs": first["source"]}
+    for row in others:
+        report.update({f"{row['key']}_{m}": row[m] for m in ("l1", "psnr", "ssim")})
+    return report
+
+
+def evaluation(opt, session, G_AB, G_BA):
+    """--eval-every's measure (training_report: evaluate.py's rows) on the evaluation set,
+    read once now; None when it is off (and off rank 0). It draws no random numbers."""
+    if opt.eval_every <= 0 or not session.is_main:
+        return None
+    images = evaluation_set(vars(opt))
+    return lambda: training_report(G_AB, G_BA, images, session.device)
+
+
+# ------------------------------------------------------------------ a trained generator
 def load_generator(path, direction: str, device, payload: dict | None = None) -> tuple[torch.nn.Module, dict]:
     """G_AB (AtoB) or G_BA (BtoA) rebuilt from the checkpoint's options, in eval mode."""
     payload = payload or load_for_inference(path, MODEL_NAME)
@@ -124,3 +155,24 @@ def load_generator(path, direction: str, device, payload: dict | None = None) ->
         raise CheckpointError(f"{path} holds no weights for {name}")
     load_state_checked(G, payload["models"][name], what=name, path=path)
     return G.to(device).eval(), payload["options"]
+
+
+# pix2pix/utils.py holds the same padding
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Pad a BxCxHxW batch on the right and bottom to multiples of `multiple` (4 for G's two
+    stride-2 convolutions) by mirroring the border (replicating it where the image is too
+    small to mirror); returns the padded batch and the original (H, W) to crop back to."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    return x, (h, w)
+
+
+@torch.no_grad()
+def translate(G: torch.nn.Module, image: torch.Tensor, multiple: int, device) -> torch.Tensor:
+    """G on one CxHxW image of any size (the networks are fully convolutional): padded to
+    `multiple`, run, cropped back; fp32 on the CPU out."""
+    x, (h, w) = pad_to_multiple(image.unsqueeze(0).to(device), multiple)
+    return G(x)[..., :h, :w].float().cpu()[0]

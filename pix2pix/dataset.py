@@ -3,7 +3,7 @@ embedded tasks made from the bundled photos (offline).
 
 Every item is (input, target) in [-1, 1], C x S x S, after the paper's random jitter
 (Sec. 6.2: resize to 286, random 256 crop, random mirror) applied identically to both
-images (common.image2image.jitter with additional_targets). `--direction BtoA` swaps the
+images (`jitter` below, through albumentations' additional_targets). `--direction BtoA` swaps the
 roles of A and B.
 
   * aligned (official `datasets/facades` etc.): <root>/<phase>/*.jpg, each file A | B side
@@ -13,7 +13,7 @@ roles of A and B.
   * embedded: `colorize` (A = the photo's CIE Lab lightness L, B = its colour channels ab, as
     the paper's colourisation and the official code's colorization mode pose it) and `edges2photo`
     (A = Canny edges of the photo, black on white as in edges2shoes, B = the photo), from
-    crops of the bundled photos except common.image2image.HELD_OUT_PHOTOS, which give the
+    crops of the bundled photos except common.data.HELD_OUT_PHOTOS, which give the
     held-out evaluation pairs.
 """
 from __future__ import annotations
@@ -24,12 +24,43 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from common import image2image as i2i
-from common.data import bundled_photos, BUNDLED_PHOTOS
-from common.errors import DataError
+from common.data import (BUNDLED_PHOTOS, HELD_OUT_PHOTOS, albumentations, augment, bundled_photos, conversion_note,
+                         item_seed, list_images, read_rgb, split_key, to_tensor)
+from common.errors import DataError, UserError
 
 EMBEDDED = ("colorize", "edges2photo")
 CHANNELS = {"colorize": (1, 2)}  # (G's input, G's output) channels where not (3, 3): L in, ab out
+
+
+# ------------------------------------------------------------- random jitter
+# cyclegan/dataset.py holds the same jitter, for one image at a time (its domains are unpaired)
+def jitter(load_size: int, crop_size: int, *, flip: bool = True, targets: tuple[str, ...] = ()):
+    """The paper's random jitter (Sec. 6.2): resize to load_size x load_size (286), a random
+    crop_size (256) crop, a random horizontal mirror. Every name in `targets` is an extra image
+    that gets exactly the same resize, crop and mirror as `image` (albumentations'
+    additional_targets): the two halves of a pair stay aligned. load_size == crop_size gives
+    no crop, only the mirror. Resizing is bicubic, as the official code's PIL resize."""
+    import cv2
+
+    A = albumentations()
+    if crop_size > load_size:
+        raise UserError(f"the crop ({crop_size}) cannot be larger than the loaded image ({load_size})")
+    steps = [A.Resize(load_size, load_size, interpolation=cv2.INTER_CUBIC)]
+    if crop_size < load_size:
+        steps.append(A.RandomCrop(crop_size, crop_size))
+    if flip:
+        steps.append(A.HorizontalFlip(p=0.5))
+    return A.Compose(steps, additional_targets={t: "image" for t in targets})
+
+
+def resize_only(size: int, *, targets: tuple[str, ...] = ()):
+    """The evaluation-time transform: a bicubic resize to size x size of the image and every
+    one of `targets`, nothing random."""
+    import cv2
+
+    A = albumentations()
+    return A.Compose([A.Resize(size, size, interpolation=cv2.INTER_CUBIC)],
+                     additional_targets={t: "image" for t in targets})
 
 
 # --------------------------------------------------------------- embedded tasks
@@ -93,7 +124,7 @@ def embedded_pair(task: str, photo: np.ndarray) -> tuple[torch.Tensor, torch.Ten
     """(A, B) of an embedded task made from one photo: (L, ab) for colorize, (edges, photo) else."""
     if task == "colorize":
         return lab_pair(photo)
-    return i2i.to_tensor(MAKE_INPUT[task](photo)), i2i.to_tensor(photo)
+    return to_tensor(MAKE_INPUT[task](photo)), to_tensor(photo)
 
 
 def square_region(photo: np.ndarray, rng: np.random.Generator, smallest: float) -> np.ndarray:
@@ -108,7 +139,7 @@ class EmbeddedPairs(Dataset):
     """`length` pairs for `task` from the bundled training photos.
 
     Item i is a square region of one photo, fixed by (seed, i); each epoch jitters it anew
-    (a generator seeded by seed, epoch, i: common.image2image), then derives the input from
+    (a generator seeded by seed, epoch, i: common.data.item_seed), then derives the input from
     the jittered photo, so the pair is aligned by construction."""
 
     keyed = True  # indexed by (index, epoch): see common.data.ResumableSampler
@@ -116,28 +147,28 @@ class EmbeddedPairs(Dataset):
     def __init__(self, task: str, *, load_size: int = 286, crop_size: int = 256, flip: bool = True,
                  length: int = 400, direction: str = "AtoB", seed: int = 0):
         self.task, self.length, self.direction, self.seed = task, length, direction, seed
-        self.photos = list(bundled_photos([n for n in BUNDLED_PHOTOS if n not in i2i.HELD_OUT_PHOTOS]).values())
+        self.photos = list(bundled_photos([n for n in BUNDLED_PHOTOS if n not in HELD_OUT_PHOTOS]).values())
         if task == "colorize" and direction != "AtoB":
             raise DataError("--data colorize predicts colour from lightness (L -> ab); --direction BtoA does not apply")
-        self.transform = i2i.jitter(load_size, crop_size, flip=flip)
+        self.transform = jitter(load_size, crop_size, flip=flip)
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, key):
-        index, epoch = i2i.split_key(key)
+        index, epoch = split_key(key)
         rng = np.random.default_rng([self.seed, index])
         photo = self.photos[int(rng.integers(len(self.photos)))]
         region = square_region(photo, rng, smallest=0.4)
-        b = i2i.augment(self.transform, i2i.item_seed(self.seed, epoch, index), region)["image"]
+        b = augment(self.transform, item_seed(self.seed, epoch, index), region)["image"]
         return oriented(*embedded_pair(self.task, b), self.direction)
 
 
 def held_out_pairs(task: str, size: int, n: int = 16, direction: str = "AtoB") -> tuple[torch.Tensor, torch.Tensor]:
     """(inputs, targets): n fixed crops (half from each held-out photo), size x size, never
     seen in training, for evaluate.py and the training run's sample rows."""
-    photos = list(bundled_photos(i2i.HELD_OUT_PHOTOS).values())
-    transform = i2i.resize_only(size)
+    photos = list(bundled_photos(HELD_OUT_PHOTOS).values())
+    transform = resize_only(size)
     inputs, targets = [], []
     for i in range(n):
         rng = np.random.default_rng([12345, i])
@@ -159,7 +190,7 @@ def aligned_files(folder: Path) -> list[Path]:
     error naming it (read from the headers only)."""
     from PIL import Image
 
-    files = i2i.image_files(folder)
+    files = list_images(folder)
     for f in files:
         with Image.open(f) as im:
             w, h = im.size
@@ -172,7 +203,7 @@ def aligned_files(folder: Path) -> list[Path]:
 def partner_files(folder_a: Path, folder_b: Path) -> list[tuple[Path, Path]]:
     """(A, B) files matched by their path below A/ and B/, extension aside; an A without its
     B partner (or the reverse) is an error naming the file."""
-    a_files, b_files = i2i.image_files(folder_a), i2i.image_files(folder_b)
+    a_files, b_files = list_images(folder_a), list_images(folder_b)
     key = lambda root, p: p.relative_to(root).with_suffix("").as_posix()  # noqa: E731
     b_by_key = {key(folder_b, p): p for p in b_files}
     a_keys = {key(folder_a, p) for p in a_files}
@@ -208,9 +239,9 @@ class PairedFolder(Dataset):
             self.pairs = [(f, None) for f in aligned_files(folder)]
             files = [f for f, _ in self.pairs]
             self.layout = f"aligned A|B files in {folder}"
-        self.note = i2i.conversion_note(files, str(root))
-        self.transform = (i2i.jitter(load_size, crop_size, flip=flip, targets=("target",)) if train
-                          else i2i.resize_only(crop_size, targets=("target",)))
+        self.note = conversion_note(files, str(root))
+        self.transform = (jitter(load_size, crop_size, flip=flip, targets=("target",)) if train
+                          else resize_only(crop_size, targets=("target",)))
         self.channels = 3
 
     def __len__(self) -> int:
@@ -219,20 +250,20 @@ class PairedFolder(Dataset):
     def read_pair(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         path_a, path_b = self.pairs[i]
         if path_b is None:  # aligned: A is the left half, B the right
-            both = i2i.read_rgb(path_a)
+            both = read_rgb(path_a)
             w = both.shape[1] // 2
             return both[:, :w], both[:, w:2 * w]
-        a, b = i2i.read_rgb(path_a), i2i.read_rgb(path_b)
+        a, b = read_rgb(path_a), read_rgb(path_b)
         if a.shape != b.shape:
             raise DataError(f"{path_a} ({a.shape[1]}x{a.shape[0]}) and its partner {path_b} "
                             f"({b.shape[1]}x{b.shape[0]}) differ in size")
         return a, b
 
     def __getitem__(self, key):
-        index, epoch = i2i.split_key(key)
+        index, epoch = split_key(key)
         a, b = self.read_pair(index)
-        out = i2i.augment(self.transform, i2i.item_seed(self.seed, epoch, index), a, target=b)
-        return oriented(i2i.to_tensor(out["image"]), i2i.to_tensor(out["target"]), self.direction)
+        out = augment(self.transform, item_seed(self.seed, epoch, index), a, target=b)
+        return oriented(to_tensor(out["image"]), to_tensor(out["target"]), self.direction)
 
 
 def build_dataset(opt, phase: str = "train", train: bool = True) -> Dataset:
@@ -249,7 +280,7 @@ def evaluation_pairs(opt, n: int = 16, phase: str | None = None) -> tuple[torch.
     of the folder's test (else val) split, resized to --image-size without jitter."""
     if opt.data in EMBEDDED:
         a, b = held_out_pairs(opt.data, opt.image_size, n, opt.direction)
-        return a, b, f"{n} held-out crops of {', '.join(i2i.HELD_OUT_PHOTOS)}"
+        return a, b, f"{n} held-out crops of {', '.join(HELD_OUT_PHOTOS)}"
     root = Path(opt.data)
     phases = [phase] if phase else [p for p in ("test", "val") if (root / p).is_dir()
                                      or (root / "A" / p).is_dir()]

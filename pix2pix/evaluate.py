@@ -5,7 +5,7 @@ beside the trivial baseline, the input itself (for colourisation: its grey image
     python evaluate.py --checkpoint ... --phase val --n 100          # a folder dataset's val/ split
 
 The pairs are the embedded task's held-out crops (whole photos never seen in training,
-common.image2image.HELD_OUT_PHOTOS) or a folder's test/ (else val/) split, resized to the
+common.data.HELD_OUT_PHOTOS) or a folder's test/ (else val/) split, resized to the
 training crop size without jitter. G runs in the paper's test mode (dropout on, each
 image's own BatchNorm statistics; Sec. 6.1) unless --eval-mode. L1 is on [-1, 1] (the
 training loss's scale), PSNR and SSIM on [0, 1], all on RGB images (colourisation: L with
@@ -22,7 +22,6 @@ if not __package__:  # run as a script inside its folder: import the folder as a
 import argparse
 from types import SimpleNamespace
 
-from common import image2image as i2i
 from common import inference
 from common import metrics
 from common.checkpoint import load_for_inference
@@ -31,7 +30,7 @@ from common.device import pick_device
 from common.run import save_grid
 from .dataset import as_images, evaluation_pairs
 from .model import build_generator
-from .utils import run_generator
+from .utils import input_output_target_rows, paired_report, run_generator
 
 MODEL_NAME = "pix2pix"
 
@@ -62,11 +61,11 @@ def main(opt) -> list[dict]:
     common = {"model": MODEL_NAME, "checkpoint": str(opt.checkpoint), "step": payload.get("step"),
               "data": data_opt.data, "direction": options["direction"], "pairs": what,
               "mode": "eval" if opt.eval_mode else "paper test mode"}
-    records = [{**common, "what": "G(A) vs B", **i2i.paired_report(outputs, targets)},
-               {**common, "what": "baseline: A itself vs B", **i2i.paired_report(inputs, targets)}]
+    records = [{**common, "what": "G(A) vs B", **paired_report(outputs, targets)},
+               {**common, "what": "baseline: A itself vs B", **paired_report(inputs, targets)}]
     metrics.report_records(records, opt.checkpoint, opt.jsonl)
     if opt.rows:
-        save_grid(i2i.input_output_target_rows(inputs, outputs, targets), opt.rows, nrow=3)
+        save_grid(input_output_target_rows(inputs, outputs, targets), opt.rows, nrow=3)
         print(f"wrote {opt.rows}: rows input | output | target")
     return records
 

@@ -26,15 +26,15 @@ from types import SimpleNamespace
 
 import torch
 
-from common import image2image as i2i
 from common import inference
 from common.checkpoint import load_for_inference
 from common.cli import positive_int
+from common.data import conversion_note, input_files, output_path, read_rgb, save_image, to_tensor
 from common.device import pick_device
 from common.run import save_grid
 from .dataset import EMBEDDED, MAKE_INPUT, as_images, evaluation_pairs, lab_pair, lab_to_rgb
 from .model import build_generator, num_downs
-from .utils import run_generator
+from .utils import input_output_target_rows, pad_to_multiple, run_generator
 
 MODEL_NAME = "pix2pix"
 ROWS_NAME = "pix2pix_rows.png"
@@ -65,8 +65,8 @@ def model_input(image, options: dict, as_is: bool) -> torch.Tensor:
     if options["data"] == "colorize":
         return lab_pair(image)[0]
     if options["data"] in EMBEDDED and not as_is and options.get("direction", "AtoB") == "AtoB":
-        return i2i.to_tensor(MAKE_INPUT[options["data"]](image))
-    return i2i.to_tensor(image)
+        return to_tensor(MAKE_INPUT[options["data"]](image))
+    return to_tensor(image)
 
 
 def shown_output(x: torch.Tensor, y: torch.Tensor, options: dict) -> torch.Tensor:
@@ -75,11 +75,11 @@ def shown_output(x: torch.Tensor, y: torch.Tensor, options: dict) -> torch.Tenso
 
 
 def translate_files(G, options: dict, opt, device) -> Path:
-    files = i2i.input_files(opt.input)
+    files = input_files(opt.input)
     single = Path(opt.input).is_file()
     out = Path(opt.out) if opt.out else (files[0].with_name(files[0].stem + "_pix2pix.png") if single
                                          else Path("translated"))
-    note = i2i.conversion_note(files, opt.input)
+    note = conversion_note(files, opt.input)
     if note:
         print(note)
     if options["data"] == "colorize":
@@ -90,10 +90,10 @@ def translate_files(G, options: dict, opt, device) -> Path:
               f"(their Canny edges); --as-is to skip")
     multiple = 2 ** num_downs(options["image_size"])
     for f in files:
-        x = model_input(i2i.read_rgb(f), options, opt.as_is)
-        y = run_generator(G, i2i.pad_to_multiple(x.unsqueeze(0), multiple)[0], device,
+        x = model_input(read_rgb(f), options, opt.as_is)
+        y = run_generator(G, pad_to_multiple(x.unsqueeze(0), multiple)[0], device,
                           eval_mode=opt.eval_mode, seed=opt.seed)[0, :, :x.shape[1], :x.shape[2]]
-        i2i.save_image(shown_output(x, y, options), i2i.output_path(f, None if single else Path(opt.input), out))
+        save_image(shown_output(x, y, options), output_path(f, None if single else Path(opt.input), out))
     print(f"wrote {len(files)} image(s) to {out}")
     return out
 
@@ -104,7 +104,7 @@ def evaluation_rows(G, options: dict, opt, device) -> Path:
     outputs = run_generator(G, inputs, device, eval_mode=opt.eval_mode, seed=opt.seed)
     out = Path(opt.out or ROWS_NAME)
     out = out / ROWS_NAME if out.is_dir() or not out.suffix else out
-    save_grid(i2i.input_output_target_rows(*as_images(options["data"], inputs, outputs, targets)), out, nrow=3)
+    save_grid(input_output_target_rows(*as_images(options["data"], inputs, outputs, targets)), out, nrow=3)
     print(f"wrote {out}: rows input | output | target, {what}")
     return out
 

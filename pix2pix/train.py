@@ -21,19 +21,18 @@ import argparse
 
 import torch
 import torch.nn.functional as F
+from torch.optim.lr_scheduler import LambdaLR
 
 from common import device as cdev
 from common import distributed
-from common import image2image as i2i
 from common import run as crun
 from common.checkpoint import Checkpointer
 from common.cli import add_common_args, non_negative_float, positive_int, set_help
-from common.errors import DataError, run_main
+from common.errors import run_main
 from common.loop import TrainLoop, n_params, setup
-from common.schedule import LinearDecay
-from .dataset import CHANNELS, EMBEDDED, as_images, build_dataset, evaluation_pairs
+from .dataset import CHANNELS, EMBEDDED, build_dataset
 from .model import NET_D, NET_G, build_discriminator, build_generator, init_weights, num_downs
-from .utils import run_generator
+from .utils import evaluation, sample_pairs, sample_rows
 
 MODEL_NAME = "pix2pix"
 ARCH_OPTIONS = ("netG", "netD", "ngf", "ndf", "image_size", "input_channels", "output_channels")  # decide tensor shapes (generate.py rebuilds G)
@@ -119,6 +118,21 @@ def pair(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.cat([x, y], dim=1)
 
 
+# ------------------------------------------------------------ the learning rate
+# cyclegan/train.py holds the same rule (the CycleGAN paper states it, Sec. 4; the official code shares it)
+def linear_decay(epoch: int, epochs: int, decay_epochs: int) -> float:
+    """The learning rate's factor in (0-based) `epoch`, the official pix2pix/CycleGAN code's
+    rule: constant for the first n_constant = epochs - decay_epochs epochs, then linear decay
+    towards zero over the last decay_epochs,
+        1 - max(0, e + 1 - n_constant) / (decay_epochs + 1):
+    1 through epoch n_constant - 1, then steps of 1 / (decay_epochs + 1) down to
+    1 / (decay_epochs + 1) in the last epoch. (The paper says only "200 epochs" with Adam.)
+    After the last epoch the factor stays at the last epoch's: the loop steps the schedule
+    once more after the final step, so the checkpoint keeps the rate the run ended with."""
+    e = min(epoch, epochs - 1)
+    return max(0.0, 1.0 - max(0, e + 1 - (epochs - decay_epochs)) / (decay_epochs + 1))
+
+
 # --------------------------------------------------------------- one iteration
 def train_step(G, D, opt_g, opt_d, x: torch.Tensor, y: torch.Tensor, prec: cdev.Precision,
                lambda_l1: float = 100.0) -> dict:
@@ -148,22 +162,6 @@ def train_step(G, D, opt_g, opt_d, x: torch.Tensor, y: torch.Tensor, prec: cdev.
             "D(x,G(x))": torch.sigmoid(fake_logits.detach().float()).mean()}
 
 
-def total_steps(opt, steps_per_epoch: int) -> int:
-    total = opt.epochs * steps_per_epoch
-    return min(total, opt.max_steps) if opt.max_steps is not None else total
-
-
-def sample_pairs(opt, dataset, n: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
-    """The fixed pairs of the sample grids: held-out crops for the embedded tasks, the test
-    (or val) split of a folder where it has one, else the first training pairs unjittered."""
-    try:
-        inputs, targets, _ = evaluation_pairs(opt, n)
-    except DataError:  # a folder without test/ or val/: show training pairs
-        items = [dataset[(i, 0)] for i in range(min(n, len(dataset)))]
-        inputs, targets = torch.stack([a for a, _ in items]), torch.stack([b for _, b in items])
-    return inputs, targets
-
-
 def main(opt) -> Path:
     session = setup(opt, MODEL_NAME)  # torchrun, seed, device, precision, channels_last, run name
 
@@ -176,44 +174,34 @@ def main(opt) -> Path:
     G, D = session.place(G), session.place(D)
     opt_g = cdev.adam(G.parameters(), lr=opt.lr, betas=(opt.beta1, opt.beta2))  # fused where available
     opt_d = cdev.adam(D.parameters(), lr=opt.lr, betas=(opt.beta1, opt.beta2))
-    schedules = {"lr_G": LinearDecay(opt_g, opt.lr, opt.epochs, opt.decay_epochs),
-                 "lr_D": LinearDecay(opt_d, opt.lr, opt.epochs, opt.decay_epochs)}
+    decay = lambda epoch: linear_decay(epoch, opt.epochs, opt.decay_epochs)  # noqa: E731
+    sched_g, sched_d = LambdaLR(opt_g, decay), LambdaLR(opt_d, decay)  # stepped by the loop, once per epoch
 
     run = crun.Run(opt.out, options, session.is_main)
     ckpt = Checkpointer(run.checkpoints, model_name=MODEL_NAME, models={"G": G, "D": D},
                         optimizers={"G": opt_g, "D": opt_d}, scaler=session.prec.scaler, options=options,
-                        arch_options=ARCH_OPTIONS, is_main=session.is_main, states=schedules)
+                        arch_options=ARCH_OPTIONS, is_main=session.is_main,
+                        states={"lr_G": sched_g, "lr_D": sched_d})
     start_step, _ = ckpt.resume(opt.resume)
     G_train, D_train = session.for_training(G), session.for_training(D)  # --compile, DDP
 
     sample_x, sample_y = sample_pairs(opt, dataset)
-    total = total_steps(opt, len(loader))
+    loop = TrainLoop(opt, session, run, ckpt, total=opt.epochs * len(loader), start_step=start_step,
+                     sample=lambda: sample_rows(G, opt, sample_x, sample_y, session.device), grid_columns=3,
+                     evaluate=evaluation(opt, session, G),
+                     lr_schedulers={"G": sched_g, "D": sched_d}, schedule_every="epoch")
     if session.is_main:
         data = opt.data if opt.data in EMBEDDED else getattr(dataset, "layout", opt.data)
         print(f"pix2pix {opt.netG} / {opt.netD} {opt.image_size}x{opt.image_size}: G {n_params(G)} / D {n_params(D)} "
               f"parameters; {session.prec}, channels_last={session.channels_last}; {len(dataset)} pairs ({data}, "
-              f"{opt.direction}), {len(loader)} steps/epoch, steps {start_step}->{total}")
+              f"{opt.direction}), {len(loader)} steps/epoch, steps {start_step}->{loop.total}")
         if getattr(dataset, "note", None):
             print(dataset.note)
 
-    def sample() -> torch.Tensor:  # rows input | output | target, G as at test time (generate.py's default)
-        out = run_generator(G, sample_x, session.device, seed=opt.seed)
-        return i2i.input_output_target_rows(*as_images(opt.data, sample_x, out, sample_y))
-
-    evaluate = None
-    if opt.eval_every > 0 and session.is_main:  # --eval-every: evaluate.py's measure, on pairs read once now
-        eval_x, eval_y, _ = evaluation_pairs(opt, opt.eval_n or 16)
-        evaluate = lambda: i2i.paired_report(*as_images(  # noqa: E731
-            opt.data, eval_x, run_generator(G, eval_x, session.device, seed=opt.seed), eval_y)[1:])
-    loop = TrainLoop(opt, session, run, ckpt, total=total, start_step=start_step, sample=sample, grid_columns=3,
-                     evaluate=evaluate)
     for step, epoch, (x, y) in loop.over(loader):
-        for schedule in schedules.values():  # the learning rate changes once per epoch
-            if schedule.epoch != epoch:
-                schedule.set_epoch(epoch)
         losses = train_step(G_train, D_train, opt_g, opt_d, session.to_input(x), session.to_input(y),
                             session.prec, opt.lambda_l1)
-        loop.after_step(step, epoch, losses, log={"lr": opt_g.param_groups[0]["lr"]})
+        loop.after_step(step, epoch, losses)
     return loop.finish()
 
 

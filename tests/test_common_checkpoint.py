@@ -412,3 +412,8 @@ def test_checkpointer_saves_and_restores_extra_states(tmp_path):
         Checkpointer(tmp_path, model_name="x", models={"m": other}, optimizers={}, options={},
                      states={"missing": Counter()}).resume("auto")
     assert not torch.equal(other.weight, m.weight)  # nothing was loaded before the check failed
+    schedule = torch.optim.lr_scheduler.LambdaLR(torch.optim.SGD(other.parameters(), lr=0.1), lambda e: 1.0)
+    with pytest.raises(CheckpointError, match="'pool' state does not fit"):  # a state of another kind or version
+        Checkpointer(tmp_path, model_name="x", models={"m": other}, optimizers={}, options={},
+                     states={"pool": schedule}).resume("auto")
+    assert not torch.equal(other.weight, m.weight)

@@ -12,15 +12,15 @@ import torch.nn as nn
 from PIL import Image
 
 from common.checkpoint import load_file
+from common.data import HELD_OUT_PHOTOS, augment
 from common.device import Precision
 from common.errors import run_main
-from common.image2image import HELD_OUT_PHOTOS, paired_report
 from cyclegan import dataset as cg_data
 from cyclegan import evaluate as cg_evaluate
 from cyclegan import generate as cg_generate
 from cyclegan import train as cg_train
 from cyclegan.model import PatchDiscriminator, ResnetGenerator, init_weights
-from cyclegan.utils import ImagePool
+from cyclegan.utils import ImagePool, load_generator, pad_to_multiple, paired_report, translate
 from tests.helpers import ROOT, assert_one_line_error, run_script
 
 TINY = ["--image-size", "32", "--ngf", "8", "--ndf", "8", "--precision", "fp32", "--device", "cpu",
@@ -142,6 +142,16 @@ def test_losses_match_the_equations():
     assert float(cg_train.full_objective(one, one, one, one, one, one, 10.0, 0.0)) == pytest.approx(22.0)
 
 
+def test_linear_decay_is_the_papers_100_plus_100_epochs():
+    """Sec. 4: the same rate for 100 epochs, then linearly towards zero over 100 more, by the
+    official rule 1 - max(0, e + 1 - 100) / 101; after the last epoch its rate stays."""
+    rates = [cg_train.linear_decay(e, 200, 100) for e in range(200)]
+    assert rates[:100] == [1.0] * 100
+    assert rates[100] == pytest.approx(100 / 101) and rates[199] == pytest.approx(1 / 101)
+    assert all(a > b for a, b in zip(rates[100:], rates[101:]))
+    assert cg_train.linear_decay(200, 200, 100) == rates[199] and cg_train.linear_decay(0, 2, 0) == 1.0
+
+
 # --------------------------------------------------------------- image pool
 def test_image_pool_stores_the_first_50_then_swaps_half_the_time():
     torch.manual_seed(0)
@@ -246,6 +256,19 @@ def test_embedded_data_is_unpaired_keyed_and_b_is_mapped():
     assert crops.shape == (cg_data.EVAL_CROPS, 3, 32, 32) and torch.equal(crops, cg_data.held_out_crops(32))
 
 
+def test_jitter_is_seeded_resizes_crops_and_mirrors():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)
+    t = cg_data.jitter(40, 32)
+    outs = [augment(t, s, a)["image"] for s in range(6)]
+    assert all(o.shape == (32, 32, 3) for o in outs)
+    assert len({o.tobytes() for o in outs}) > 1 and np.array_equal(augment(t, 3, a)["image"], outs[3])
+    assert len({augment(cg_data.jitter(40, 40), s, a)["image"].tobytes() for s in range(8)}) == 2  # or its mirror
+    assert cg_data.resize_only(24)(image=a)["image"].shape == (24, 24, 3)
+    with pytest.raises(Exception, match="larger"):
+        cg_data.jitter(30, 32)
+
+
 def write_layout(root, grey=True):
     rng = np.random.default_rng(0)
     for side, sizes in (("trainA", [(40, 36), (50, 44), (36, 36)]), ("trainB", [(60, 40), (38, 42)]),
@@ -278,7 +301,8 @@ def test_unpaired_folder_layout(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("cyclegan") / "run"
-    proc = run_script("cyclegan", "train", *TINY, "--max-steps", "4", "--sample-every", "2", "--out", out)
+    proc = run_script("cyclegan", "train", *TINY, "--max-steps", "4", "--sample-every", "2", "--eval-every", "3",
+                      "--out", out)
     assert proc.returncode == 0, proc.stderr
     return out, proc
 
@@ -301,6 +325,27 @@ def test_train_script_writes_checkpoint_grid_events_and_options(tiny_run):
     acc.Reload()
     assert {"train/loss_g", "train/D_A", "train/cycle_A", "train/lr_G"} <= set(acc.Tags()["scalars"])
     assert "samples" in acc.Tags()["images"]
+
+
+def test_eval_every_measures_during_the_run_and_once_more_at_its_end(tiny_run):
+    """--eval-every 3 in a 4-step run: evaluate.py's rows at step 3 and, through the loop, at the
+    final step 4; the headline G_AB(a) vs T(a) in TensorBoard, every row in metrics.jsonl."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out, proc = tiny_run
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    records = [r for r in records if "key" not in r]  # evaluate.py's rows (another test) carry a key
+    assert [r["step"] for r in records] == [3, 4] and "step 4: L1" in proc.stdout
+    crops = cg_data.held_out_crops(32)
+    baseline = paired_report(crops, cg_data.hidden_mapping(crops))
+    for r in records:
+        assert r["what"] == "G_AB(a) vs T(a)" and r["model"] == "cyclegan"
+        assert r["identity_psnr"] == pytest.approx(baseline["psnr"]) and r["psnr"] != pytest.approx(baseline["psnr"])
+        assert {"cycle_A_l1", "cycle_A_psnr", "cycle_A_ssim"} <= set(r)
+    assert records[0]["psnr"] != records[1]["psnr"]  # G_AB trained in between
+    acc = EventAccumulator(str(out))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("eval/psnr")] == [3, 4]
 
 
 def test_resume_is_exact_across_the_pool_and_the_lr_decay(tmp_path):
@@ -353,7 +398,7 @@ def test_generate_file_and_folder_of_odd_sizes_both_directions(tiny_run, tmp_pat
     ab, ba = np.asarray(Image.open(tmp_path / "ab" / "odd.png")), np.asarray(Image.open(tmp_path / "ba.png"))
     assert not np.array_equal(ab, ba)  # two different generators
     # the file equals the generator run on the padded image, cropped back
-    G, _ = cg_generate.load_generator(ckpt, "BtoA", torch.device("cpu"))
+    G, _ = load_generator(ckpt, "BtoA", torch.device("cpu"))
     x = torch.from_numpy(np.asarray(Image.open(folder / "odd.png")).copy()).permute(2, 0, 1).float() / 127.5 - 1
     padded = torch.nn.functional.pad(x.unsqueeze(0), (0, 3, 0, 1), mode="reflect")
     with torch.no_grad():
@@ -361,12 +406,28 @@ def test_generate_file_and_folder_of_odd_sizes_both_directions(tiny_run, tmp_pat
     assert np.array_equal(ba, expected)
 
 
-def test_evaluate_prints_three_rows_and_appends_json(tiny_run):
+def test_translate_pads_to_the_multiple_and_crops_back():
+    class Shift(torch.nn.Module):
+        def forward(self, x):
+            assert x.shape[-1] % 8 == 0 and x.shape[-2] % 8 == 0
+            return x + 1
+
+    image = torch.rand(3, 11, 13)
+    assert torch.allclose(translate(Shift(), image, 8, "cpu"), image + 1)
+    x = torch.arange(2 * 5 * 7, dtype=torch.float32).reshape(1, 2, 5, 7)
+    y, (h, w) = pad_to_multiple(x, 4)
+    assert y.shape == (1, 2, 8, 8) and (h, w) == (5, 7) and torch.equal(y[..., :5, :7], x)
+    assert torch.equal(y[..., 5, :7], x[..., 3, :])  # reflected, not zero
+    tiny, _ = pad_to_multiple(torch.ones(1, 3, 2, 3), 4)  # too small to mirror: replicated
+    assert tiny.shape == (1, 3, 4, 4) and float(tiny.min()) == 1.0
+
+
+def test_evaluate_prints_three_rows_and_appends_json(tiny_run, capsys):
     ckpt = tiny_run[0] / "checkpoints" / "last.pt"
-    proc = run_script("cyclegan", "evaluate", "--checkpoint", ckpt, "--device", "cpu")
-    assert proc.returncode == 0, proc.stderr
+    cg_evaluate.main(cg_evaluate.parse_opt(["--checkpoint", str(ckpt), "--device", "cpu"]))
+    stdout = capsys.readouterr().out
     for row in ("G_AB(a) vs T(a)", "a vs T(a) (identity baseline)", "G_BA(G_AB(a)) vs a (cycle)"):
-        assert row in proc.stdout, proc.stdout
+        assert row in stdout, stdout
     records = [json.loads(line) for line in (tiny_run[0] / "metrics.jsonl").read_text().splitlines()][-3:]
     assert [r["key"] for r in records] == ["translation", "identity", "cycle_A"]
     assert all(r["step"] == 4 and r["n"] == cg_data.EVAL_CROPS for r in records)
@@ -387,10 +448,11 @@ def test_folder_layout_trains_and_evaluates_cycle_only(tmp_path):
     assert [r["key"] for r in rows] == ["cycle_A", "cycle_B"]
 
 
-def test_help_names_where_defaults_come_from():
-    proc = run_script("cyclegan", "train", "--help")
-    assert proc.returncode == 0
-    text = " ".join(proc.stdout.split())
+def test_help_names_where_defaults_come_from(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cg_train.parse_opt(["--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
     for needle in ("default 10, Sec. 4, eq. 3", "default 50, Sec. 4", "default 2e-4, Sec. 4", "default 1, Sec. 4",
                    "default 9 when --image-size >= 256, else 6", "286", "FRACTION OF --lambda-cycle",
                    "--resume", "--precision"):

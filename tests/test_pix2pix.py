@@ -3,6 +3,7 @@ objective, one step, end to end, exact resume, generate, evaluate, paired data, 
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -11,15 +12,17 @@ import torch.nn as nn
 from PIL import Image
 
 from common.checkpoint import load_file
+from common.data import augment, to_tensor
 from common.device import Precision
+from common.errors import DataError, run_main
+from pix2pix import generate as p2p_generate
 from pix2pix import train as p2p_train
-from common import image2image as i2i
-from common.errors import DataError
-from pix2pix.dataset import (EmbeddedPairs, PairedFolder, as_images, edges, held_out_pairs, lab_pair,
+from pix2pix.dataset import (EmbeddedPairs, PairedFolder, as_images, edges, held_out_pairs, jitter, lab_pair,
                               lab_to_rgb)
 from pix2pix.model import (NET_D, PatchDiscriminator, PixelDiscriminator, UNetGenerator, build_discriminator,
                            init_weights)
-from pix2pix.utils import paper_test_mode, run_generator
+from pix2pix.utils import (input_output_target_rows, pad_to_multiple, paired_report, paper_test_mode,
+                           run_generator)
 from tests.helpers import assert_one_line_error, run_script
 
 TINY = ["--image-size", "32", "--load-size", "36", "--ngf", "8", "--ndf", "8", "--precision", "fp32",
@@ -84,13 +87,12 @@ def test_paper_patchgan_matches_the_official_count_and_gives_a_30x30_map():
 
 def test_unet_output_shapes_and_encoder_decoder_ablation():
     x = torch.randn(1, 3, 256, 256)
-    G = UNetGenerator(image_size=256)
-    assert G(x).shape == (1, 3, 256, 256)
+    assert UNetGenerator(ngf=8, image_size=256)(x).shape == (1, 3, 256, 256)  # shapes at a small width
     ed = UNetGenerator(image_size=256, skips=False)
     # without skips each decoder layer reads only the previous one: 512 in (not 1024) down the middle
     assert block_params(ed.decoder) == [512 * 512 * 16 + 1024] * 4 + [512 * 256 * 16 + 512, 256 * 128 * 16 + 256,
                                                                      128 * 64 * 16 + 128, 64 * 3 * 16 + 3]
-    assert ed(x).shape == (1, 3, 256, 256)
+    assert UNetGenerator(ngf=8, image_size=256, skips=False)(x).shape == (1, 3, 256, 256)
     assert len(UNetGenerator(image_size=128).encoder) == 7  # unet_128: 7 downsamplings
     with pytest.raises(ValueError):
         UNetGenerator(image_size=96)
@@ -130,7 +132,7 @@ def test_image_gan_field_is_286_and_pixel_gan_counts():
 
 
 def test_init_is_gaussian_002():
-    G = UNetGenerator(ngf=64, image_size=256)
+    G = UNetGenerator(ngf=16, image_size=256)
     G.apply(init_weights)
     w = G.decoder[1][1].weight.detach()
     assert abs(float(w.std()) - 0.02) < 1e-3 and abs(float(w.mean())) < 1e-3
@@ -147,6 +149,38 @@ def test_losses_are_the_papers():
     assert torch.allclose(p2p_train.generator_gan_loss(fake), -torch.log(sig(fake)).mean(), atol=1e-6)
     a, b = torch.zeros(1, 3, 2, 2), torch.full((1, 3, 2, 2), 0.5)
     assert float(p2p_train.l1_loss(a, b)) == 0.5
+
+
+def test_linear_decay_is_constant_then_linear_to_the_last_epochs_rate():
+    """The official rule 1 - max(0, e + 1 - n_constant) / (decay_epochs + 1) with 200 = 100 + 100 epochs."""
+    rates = [2e-4 * p2p_train.linear_decay(e, 200, 100) for e in range(200)]
+    assert rates[:100] == [2e-4] * 100  # constant for the first 100 epochs
+    assert rates[100] == pytest.approx(2e-4 * (1 - 1 / 101))
+    assert rates[199] == pytest.approx(2e-4 / 101)  # the official rule's last step
+    assert all(a > b for a, b in zip(rates[100:], rates[101:]))
+    after = [p2p_train.linear_decay(e, 200, 100) for e in (199, 200, 500)]
+    assert after[0] == after[1] == after[2] == pytest.approx(1 / 101)  # after the end: the last epoch's
+    assert [p2p_train.linear_decay(e, 3, 3) for e in range(3)] == [0.75, 0.5, 0.25]  # no constant epochs
+
+
+def test_lambda_lr_state_restores_the_epoch_and_the_options_give_the_rate():
+    """LambdaLR with the rule: stepped once per epoch it sets the rule's rates; its checkpoint
+    state carries the epoch (not the rule), so a longer run resumed from it decays by its own options."""
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=1.0)
+    a = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: p2p_train.linear_decay(e, 4, 2))
+    seen = []
+    for _ in range(4):
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        a.step()
+    assert seen == pytest.approx([1.0, 1.0, 2 / 3, 1 / 3]) and a.last_epoch == 4
+    b = torch.optim.lr_scheduler.LambdaLR(torch.optim.SGD([p], lr=1.0), lambda e: p2p_train.linear_decay(e, 8, 2))
+    b.load_state_dict(a.state_dict())
+    assert b.last_epoch == 4 and b.base_lrs == [1.0]
+    b.optimizer.step()
+    b.step()
+    assert b.get_last_lr() == [1.0]  # epoch 5 of the 8-epoch run is still constant
 
 
 def test_one_step_updates_both_networks_with_finite_losses():
@@ -189,7 +223,7 @@ def test_embedded_pairs_are_aligned_keyed_and_held_out():
     assert x.shape == y.shape == (3, 64, 64)
     assert set(x.unique().tolist()) <= {-1.0, 1.0}  # black lines on white
     y01 = ((y + 1) * 127.5).round().permute(1, 2, 0).byte().numpy()
-    assert torch.equal(i2i.to_tensor(edges(y01)), x)  # the input is made from the jittered target
+    assert torch.equal(to_tensor(edges(y01)), x)  # the input is made from the jittered target
     assert torch.equal(ds[(1, 0)][1], y) and not torch.equal(ds[(1, 1)][1], y)  # same key same crop; new epoch new
     a, b = held_out_pairs("edges2photo", 32, n=4)
     assert a.shape == b.shape == (4, 3, 32, 32)
@@ -215,6 +249,24 @@ def test_colorize_is_lightness_to_ab_in_lab_as_the_official_code():
     assert a.shape == (4, 1, 32, 32) and b.shape == (4, 2, 32, 32)
     with pytest.raises(DataError, match="BtoA"):
         EmbeddedPairs("colorize", length=2, direction="BtoA")
+
+
+def test_jitter_moves_every_target_alike_and_is_seeded():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (50, 70, 3), dtype=np.uint8)
+    t = jitter(40, 32, targets=("target", "other"))
+    outs = [augment(t, s, a, target=a.copy(), other=a.copy()) for s in range(6)]
+    for out in outs:
+        assert out["image"].shape == (32, 32, 3)
+        assert np.array_equal(out["image"], out["target"]) and np.array_equal(out["image"], out["other"])
+    assert len({o["image"].tobytes() for o in outs}) > 1  # the seeds give different crops
+    again = augment(t, 3, a, target=a, other=a)
+    assert np.array_equal(again["image"], outs[3]["image"])
+    mirrored = {augment(jitter(40, 40), s, a)["image"].tobytes() for s in range(8)}
+    assert len(mirrored) == 2  # load == crop: no crop, the image or its mirror
+    assert len({augment(jitter(40, 40, flip=False), s, a)["image"].tobytes() for s in range(4)}) == 1
+    with pytest.raises(Exception, match="larger"):
+        jitter(30, 32)
 
 
 def test_edges_are_black_lines_on_white():
@@ -270,7 +322,7 @@ def test_train_end_to_end_writes_checkpoint_rows_events_and_schedules(tmp_path):
     assert f"G {n_params(g):,} / D {n_params(d):,} parameters" in proc.stdout
     payload = load_file(out / "checkpoints/last.pt")
     assert payload["step"] == 3 and set(payload["models"]) == {"G", "D"}
-    assert set(payload["states"]) == {"lr_G", "lr_D"} and payload["states"]["lr_G"]["epoch"] == 0
+    assert set(payload["states"]) == {"lr_G", "lr_D"} and payload["states"]["lr_G"]["last_epoch"] == 0
     grid = Image.open(out / "samples/samples_0000002.png")
     assert grid.size[0] == 3 * 32 + 4 * 2  # three columns: input | output | target
     assert any(p.name.startswith("events.out.tfevents") for p in out.iterdir())
@@ -286,8 +338,9 @@ def test_learning_rate_is_constant_then_decays_linearly(tmp_path):
 
     acc = EventAccumulator(str(out))
     acc.Reload()
-    lrs = [round(e.value / 2e-4, 6) for e in acc.Scalars("train/lr")]
-    assert lrs == [1, 1, 1, 1, round(2 / 3, 6), round(2 / 3, 6), round(1 / 3, 6)]
+    for tag in ("train/lr_G", "train/lr_D"):  # the rate of each step, logged by the loop before it steps
+        lrs = [round(e.value / 2e-4, 6) for e in acc.Scalars(tag)]
+        assert lrs == [1, 1, 1, 1, round(2 / 3, 6), round(2 / 3, 6), round(1 / 3, 6)], tag
 
 
 def weights(path):
@@ -316,18 +369,31 @@ def test_resume_is_exact_across_an_epoch_boundary(tmp_path):
     assert not torch.equal(ma["G"]["encoder.0.0.weight"], mc["G"]["encoder.0.0.weight"])  # the check can fail
 
 
+TINY_RUN = TINY + ["--seed", "2", "--max-steps", "3", "--sample-every", "100", "--save-every", "100"]
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("p2p") / "run"
-    p2p_train.main(p2p_train.parse_opt(TINY + ["--max-steps", "2", "--out", str(out)]))
+    p2p_train.main(p2p_train.parse_opt(TINY_RUN + ["--out", str(out)]))
     return out
 
 
-def test_generate_rows_files_and_folders_of_any_size(tiny_run, tmp_path):
-    ckpt = tiny_run / "checkpoints/last.pt"
-    proc = run_script("pix2pix", "generate", "--checkpoint", ckpt, "--out", tmp_path / "rows.png", "--n", "4",
-                      "--device", "cpu")
-    assert proc.returncode == 0, proc.stderr
+def in_process(capsys, fn) -> SimpleNamespace:
+    """run_main in-process (as `python train.py` runs it), shaped like a finished subprocess."""
+    code = 0
+    try:
+        run_main(fn)
+    except SystemExit as exc:
+        code = exc.code
+    captured = capsys.readouterr()
+    return SimpleNamespace(returncode=code, stdout=captured.out, stderr=captured.err)
+
+
+def test_generate_rows_files_and_folders_of_any_size(tiny_run, tmp_path, capsys):
+    ckpt = str(tiny_run / "checkpoints/last.pt")
+    p2p_generate.main(p2p_generate.parse_opt(["--checkpoint", ckpt, "--out", str(tmp_path / "rows.png"), "--n", "4",
+                                              "--device", "cpu"]))
     assert Image.open(tmp_path / "rows.png").size == (3 * 32 + 8, 4 * 32 + 10)
     rng = np.random.default_rng(2)
     (tmp_path / "in/sub").mkdir(parents=True)
@@ -339,9 +405,8 @@ def test_generate_rows_files_and_folders_of_any_size(tiny_run, tmp_path):
     assert "1 of 2 images" in proc.stdout and "lightness" in proc.stdout
     assert Image.open(tmp_path / "out/odd.png").size == (70, 45)
     assert Image.open(tmp_path / "out/sub/tiny_grey.png").size == (9, 5)
-    proc = run_script("pix2pix", "generate", "--checkpoint", ckpt, "--input", tmp_path / "in/odd.png", "--out",
-                      tmp_path / "one.jpg", "--eval-mode", "--as-is", "--device", "cpu")
-    assert proc.returncode == 0, proc.stderr
+    p2p_generate.main(p2p_generate.parse_opt(["--checkpoint", ckpt, "--input", str(tmp_path / "in/odd.png"), "--out",
+                                              str(tmp_path / "one.jpg"), "--eval-mode", "--as-is", "--device", "cpu"]))
     assert Image.open(tmp_path / "one.jpg").size == (70, 45)
 
 
@@ -356,63 +421,97 @@ def test_evaluate_reports_g_beside_the_input_itself(tiny_run):
     mse = ((inputs - targets) / 2).square().mean(dim=(1, 2, 3))  # on [0, 1]
     assert base["psnr"] == pytest.approx(float((10 * torch.log10(1 / mse)).mean()), abs=1e-3)
     assert base["l1"] == pytest.approx(float((inputs - targets).abs().mean()), abs=1e-6)
-    assert g["step"] == 2 and g["psnr"] != base["psnr"]
+    assert g["step"] == 3 and g["psnr"] != base["psnr"]
+
+
+def test_pad_to_multiple_mirrors_and_crops_back():
+    x = torch.arange(2 * 5 * 7, dtype=torch.float32).reshape(1, 2, 5, 7)
+    y, (h, w) = pad_to_multiple(x, 4)
+    assert y.shape == (1, 2, 8, 8) and (h, w) == (5, 7)
+    assert torch.equal(y[..., :5, :7], x)
+    assert torch.equal(y[..., 5, :7], x[..., 3, :])  # reflected, not zero
+    tiny, _ = pad_to_multiple(torch.ones(1, 3, 2, 3), 256)  # too small to mirror: replicated
+    assert tiny.shape == (1, 3, 256, 256) and float(tiny.min()) == 1.0
+    same, _ = pad_to_multiple(x[..., :4, :4], 4)
+    assert same.shape == (1, 2, 4, 4)
+
+
+def test_rows_interleave_input_output_target():
+    a, b, c = torch.zeros(2, 3, 4, 4), torch.ones(2, 3, 4, 4), torch.full((2, 3, 4, 4), 0.5)
+    rows = input_output_target_rows(a, b, c)
+    assert rows.shape == (6, 3, 4, 4)
+    assert [float(r.mean()) for r in rows] == [0, 1, 0.5, 0, 1, 0.5]
+    assert [float(r.mean()) for r in input_output_target_rows(a, b)] == [0, 1, 0, 1]
+
+
+def test_paired_report_by_hand():
+    target = torch.zeros(2, 3, 8, 8)
+    pred = torch.full((2, 3, 8, 8), 0.2)  # 0.1 apart on [0, 1]: PSNR = 20 dB
+    report = paired_report(pred, target)
+    assert report["l1"] == pytest.approx(0.2) and report["psnr"] == pytest.approx(20.0, abs=1e-4)
+    textured = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    assert paired_report(textured, textured)["ssim"] == pytest.approx(1.0)
 
 
 # ----------------------------------------------------------------- bad input
-def test_bad_data_gives_one_clear_line(tmp_path):
+def train_in_process(capsys, *args) -> SimpleNamespace:
+    return in_process(capsys, lambda: p2p_train.main(p2p_train.parse_opt(TINY + [str(a) for a in args])))
+
+
+def test_bad_data_gives_one_clear_line(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    assert_one_line_error(run_script("pix2pix", "train", *TINY, "--data", tmp_path / "empty", "--out", tmp_path / "o"),
-                          "empty")
-    assert_one_line_error(run_script("pix2pix", "train", *TINY, "--data", tmp_path / "nope", "--out", tmp_path / "o"),
+    assert_one_line_error(train_in_process(capsys, "--data", tmp_path / "empty", "--out", tmp_path / "o"), "empty")
+    assert_one_line_error(train_in_process(capsys, "--data", tmp_path / "nope", "--out", tmp_path / "o"),
                           "no such folder")
     rng = np.random.default_rng(3)
     Image.fromarray(random_image(rng, 30, 40)).save((tmp_path / "notpaired.png"))
     (tmp_path / "wide/train").mkdir(parents=True)
     Image.fromarray(random_image(rng, 30, 40)).save(tmp_path / "wide/train/photo.png")
-    assert_one_line_error(run_script("pix2pix", "train", *TINY, "--data", tmp_path / "wide", "--out", tmp_path / "o"),
+    assert_one_line_error(train_in_process(capsys, "--data", tmp_path / "wide", "--out", tmp_path / "o"),
                           "photo.png", "twice its height")
     for side in ("A", "B"):
         (tmp_path / "ab" / side).mkdir(parents=True)
         Image.fromarray(random_image(rng, 20, 20)).save(tmp_path / "ab" / side / "shared.png")
     Image.fromarray(random_image(rng, 20, 20)).save(tmp_path / "ab/A/lonely.png")
-    assert_one_line_error(run_script("pix2pix", "train", *TINY, "--data", tmp_path / "ab", "--out", tmp_path / "o"),
+    assert_one_line_error(train_in_process(capsys, "--data", tmp_path / "ab", "--out", tmp_path / "o"),
                           "lonely.png", "no partner")
 
 
-def test_grey_and_16_bit_pairs_are_converted_and_said_so(tmp_path):
+def test_grey_and_16_bit_pairs_are_converted_and_said_so(tmp_path, capsys):
     rng = np.random.default_rng(4)
     write_pair_image(tmp_path / "train/a.png", random_image(rng, 36, 36), random_image(rng, 36, 36), mode="L")
     Image.fromarray((rng.integers(0, 65535, (36, 72))).astype(np.uint16)).save(tmp_path / "train/b.png")
     write_pair_image(tmp_path / "train/c.png", random_image(rng, 36, 36), random_image(rng, 36, 36))
-    proc = run_script("pix2pix", "train", *TINY, "--data", tmp_path, "--max-steps", "2", "--out", tmp_path / "o")
+    proc = train_in_process(capsys, "--data", tmp_path, "--max-steps", "2", "--out", tmp_path / "o")
     assert proc.returncode == 0, proc.stderr
     assert "2 of 3 images" in proc.stdout and "converted to RGB" in proc.stdout
+    assert load_file(tmp_path / "o/checkpoints/last.pt")["step"] == 2
 
 
-def test_eval_every_logs_paired_metrics_and_leaves_training_unchanged(tmp_path):
-    common = TINY + ["--seed", "2", "--max-steps", "3", "--sample-every", "100", "--save-every", "100"]
-    p2p_train.main(p2p_train.parse_opt(common + ["--out", str(tmp_path / "plain")]))
-    p2p_train.main(p2p_train.parse_opt(common + ["--out", str(tmp_path / "eval"), "--eval-every", "2",
-                                                 "--eval-n", "4"]))
-    plain, evaluated = weights(tmp_path / "plain/checkpoints/last.pt"), weights(tmp_path / "eval/checkpoints/last.pt")
+def test_eval_every_logs_paired_metrics_and_leaves_training_unchanged(tiny_run, tmp_path):
+    """The tiny run again with --eval-every 2 in its 3 steps: evaluated at step 2 and, by the
+    loop's final evaluation, at step 3; the weights are those of the run without evaluation."""
+    p2p_train.main(p2p_train.parse_opt(TINY_RUN + ["--out", str(tmp_path / "eval"), "--eval-every", "2",
+                                                   "--eval-n", "4"]))
+    plain, evaluated = weights(tiny_run / "checkpoints/last.pt"), weights(tmp_path / "eval/checkpoints/last.pt")
     for key, value in plain[0]["G"].items():
         assert torch.equal(value, evaluated[0]["G"][key]), f"evaluation changed training: G.{key}"
     records = [json.loads(line) for line in (tmp_path / "eval/metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [2, 3] and all(r["psnr"] > 0 and "l1" in r for r in records)
 
 
-def test_checkpoint_of_another_model_is_refused(tmp_path):
+def test_checkpoint_of_another_model_is_refused(tmp_path, capsys):
     from dcgan import train as dcgan_train
 
     dcgan_train.main(dcgan_train.parse_opt(["--image-size", "16", "--ngf", "4", "--ndf", "4", "--batch-size", "8",
                                             "--max-steps", "1", "--device", "cpu", "--precision", "fp32",
                                             "--out", str(tmp_path / "d")]))
-    ckpt = tmp_path / "d/checkpoints/last.pt"
-    assert_one_line_error(run_script("pix2pix", "generate", "--checkpoint", ckpt, "--device", "cpu"),
-                          "not of 'pix2pix'")
-    assert_one_line_error(run_script("pix2pix", "train", *TINY, "--resume", ckpt, "--out", tmp_path / "o"),
-                          "not of 'pix2pix'")
+    capsys.readouterr()
+    ckpt = str(tmp_path / "d/checkpoints/last.pt")
+    generate = in_process(capsys, lambda: p2p_generate.main(p2p_generate.parse_opt(["--checkpoint", ckpt,
+                                                                                    "--device", "cpu"])))
+    assert_one_line_error(generate, "not of 'pix2pix'")
+    assert_one_line_error(train_in_process(capsys, "--resume", ckpt, "--out", tmp_path / "o"), "not of 'pix2pix'")
 
 
 def test_bad_sizes_are_refused_by_the_parser():
@@ -425,8 +524,10 @@ def test_bad_sizes_are_refused_by_the_parser():
     assert (p2p_train.parse_opt([]).input_channels, p2p_train.parse_opt([]).output_channels) == (1, 2)
 
 
-def test_help_names_the_paper_defaults():
-    text = " ".join(run_script("pix2pix", "train", "--help").stdout.split())
+def test_help_names_the_paper_defaults(capsys):
+    with pytest.raises(SystemExit):
+        p2p_train.parse_opt(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
     for needle in ("default 100, Sec. 4.2", "default 2e-4", "default 0.5", "default 1", "70x70", "286",
                    "colorize | edges2photo"):
         assert needle in text, needle

@@ -39,7 +39,7 @@ TRAIN = {
     "cgan": ["--image-size", "16", "--ngf", "4", "--ndf", "4", "--embed-size", "8", "--batch-size", "8",
              "--n-critic", "1"],
     "pix2pix": ["--image-size", "32", "--load-size", "36", "--ngf", "4", "--ndf", "4", "--epoch-length", "2"],
-    "cyclegan": ["--image-size", "32", "--ngf", "4", "--ndf", "4", "--epoch-length", "2"],
+    "cyclegan": ["--image-size", "32", "--ngf", "4", "--ndf", "4", "--epoch-size", "2"],
     "progan": ["--max-resolution", "8", "--phase-images", "4", "--batch-size", "2", "--nz", "8",
                "--fmap-base", "32", "--fmap-max", "8"],
     "srgan": ["--features", "4", "--blocks", "1", "--batch-size", "1", "--epoch-length", "2", "--hr-size", "24"],
