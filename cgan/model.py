@@ -85,8 +85,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from common.pylearn2 import Maxout, init_irange  # noqa: F401 (Maxout: also cgan.model.Maxout)
-
 ARCHS = ("conv", "mlp")
 
 
@@ -162,6 +160,23 @@ def init_conv_weights(module: nn.Module) -> None:
 
 
 # ================================================================ --arch mlp
+# Maxout and init_irange: the same pylearn2 pieces as in simple_gan/model.py (the GAN paper's code,
+# on which Sec. 4.1 builds), each folder with its own copy.
+class Maxout(nn.Module):
+    """Maxout layer (Goodfellow et al. 2013), the unit of Sec. 4.1's discriminator ("maps x to
+    a maxout layer with 240 units and 5 pieces"): `units` outputs, each the max over `pieces`
+    affine functions of the input, h_i = max_j (x W_ij + b_ij). One Linear computes all
+    units x pieces of them."""
+
+    def __init__(self, in_features: int, units: int, pieces: int):
+        super().__init__()
+        self.units, self.pieces = units, pieces
+        self.linear = nn.Linear(in_features, units * pieces)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x).view(x.shape[0], self.units, self.pieces).amax(dim=2)
+
+
 class GeneratorDropout(nn.Dropout):
     """Dropout that stays on in eval mode: in G it is a source of noise, like z. G is trained
     as a function of (z, y, masks), so its samples keep the masks (inverted dropout: kept
@@ -208,13 +223,17 @@ class MaxoutDiscriminator(nn.Module):
         return self.out(self.joint(h)).view(-1)  # a logit: the sigmoid lives in the loss
 
 
-G_IRANGE, D_IRANGE = 0.05, 0.005
+G_IRANGE, D_IRANGE = 0.05, 0.005  # the pylearn2 GAN code's mnist.yaml: irange .05 in G, .005 in D
 
 
-def init_mlp_weights(module: nn.Module, irange: float) -> None:
-    """Weights ~ U[-irange, irange], biases 0: the `irange` init of the pylearn2 GAN code the
-    paper builds on (Goodfellow et al. 2014's mnist.yaml: 0.05 for G, 0.005 for D)."""
-    init_irange(module, irange)
+def init_irange(module: nn.Module, irange: float) -> None:
+    """pylearn2's `irange` initialisation for every Linear, a maxout layer's included: weights ~
+    U[-irange, irange], biases 0. Sec. 4.1 gives no initialisation; these are the values of the
+    pylearn2 GAN code the paper builds on (Goodfellow et al. 2014's mnist.yaml: G_IRANGE for G,
+    D_IRANGE for D). Use as model.apply(lambda m: init_irange(m, G_IRANGE))."""
+    if isinstance(module, nn.Linear):
+        nn.init.uniform_(module.weight, -irange, irange)
+        nn.init.zeros_(module.bias)
 
 
 # ==================================================================== both
@@ -229,8 +248,8 @@ def build_models(o: dict) -> tuple[nn.Module, nn.Module]:
     elif arch == "mlp":
         G = MLPGenerator(o["nz"], o["num_classes"], o["channels"], o["image_size"], o.get("dropout_g", 0.5))
         D = MaxoutDiscriminator(o["num_classes"], o["channels"], o["image_size"], o.get("dropout_d", 0.5))
-        G.apply(lambda m: init_mlp_weights(m, G_IRANGE))
-        D.apply(lambda m: init_mlp_weights(m, D_IRANGE))
+        G.apply(lambda m: init_irange(m, G_IRANGE))
+        D.apply(lambda m: init_irange(m, D_IRANGE))
     else:
         raise ValueError(f"unknown architecture {arch!r} (choose from {', '.join(ARCHS)})")
     return G, D

@@ -34,17 +34,15 @@ import torch.nn.functional as F
 from common import data as cdata
 from common import device as cdev
 from common import distributed
-from common import metrics as cmetrics
 from common import run as crun
 from common.checkpoint import Checkpointer
 from common.cli import add_common_args, positive_float, positive_int, resolve_arch_defaults
 from common.errors import run_main
 from common.loop import TrainLoop, n_params, setup
 from common.penalty import gradient_penalty
-from common.pylearn2 import apply_sgd_schedule, sgd_schedule  # noqa: F401 (sgd_schedule: Sec. 4.1's, per update)
 from .dataset import build_dataset
 from .model import ARCHS, build_models
-from .utils import Z_DISTS, class_grid_labels, class_grid_z, cycling_labels, generate, label_classifier, sample_z
+from .utils import Z_DISTS, apply_sgd_schedule, class_grid_labels, class_grid_z, evaluation, generate, sample_z
 
 MODEL_NAME = "cgan"
 ARCH_OPTIONS = ("arch", "nz", "embed_size", "ngf", "ndf", "image_size", "channels", "num_classes")
@@ -198,15 +196,9 @@ def build_optimizers(opt, G, D):
     if opt.arch == "conv":
         return (torch.optim.Adam(G.parameters(), lr=opt.lr, betas=(opt.beta1, opt.beta2)),
                 torch.optim.Adam(D.parameters(), lr=opt.lr, betas=(opt.beta1, opt.beta2)))
-    # lr and momentum are rewritten before every update by apply_sgd_schedule
+    # lr and momentum are rewritten before every update by utils.apply_sgd_schedule (Sec. 4.1)
     return (torch.optim.SGD(G.parameters(), lr=opt.lr, momentum=opt.momentum),
             torch.optim.SGD(D.parameters(), lr=opt.lr, momentum=opt.momentum))
-
-
-def total_steps(opt, batches_per_epoch: int) -> int:
-    """Generator iterations in --epochs passes of the critic over the data, capped by --max-steps."""
-    total = opt.epochs * batches_per_epoch // opt.n_critic
-    return min(total, opt.max_steps) if opt.max_steps is not None else total
 
 
 def main(opt) -> Path:
@@ -232,56 +224,37 @@ def main(opt) -> Path:
     # the sample grid: one row per class, one fixed z per column, from their own generator
     fixed_labels = class_grid_labels(opt.num_classes, GRID_COLUMNS)
     fixed_z = class_grid_z(opt.num_classes, GRID_COLUMNS, opt.nz, opt.z_dist, torch.Generator().manual_seed(opt.seed))
-    steps_per_epoch = len(loader) / opt.n_critic
-    total = total_steps(opt, len(loader))
+    steps_per_epoch = len(loader) / opt.n_critic  # generator iterations per pass of the critic over the data
+    loop = TrainLoop(opt, session, run, ckpt, total=opt.epochs * len(loader) // opt.n_critic, start_step=start_step,
+                     sample=lambda: generate(G, fixed_z, fixed_labels, session.device, seed=opt.seed),
+                     evaluate=evaluation(opt, session, dataset, G),  # --eval-every, with class accuracy
+                     grid_columns=GRID_COLUMNS)
     if session.is_main:
         what = "WGAN-GP, Adam" if opt.arch == "conv" else "GAN loss, SGD + momentum"
         print(f"cGAN --arch {opt.arch} ({what}) {opt.image_size}x{opt.image_size}x{opt.channels}, "
               f"{opt.num_classes} classes: G {n_params(G)} / D {n_params(D)} parameters; {session.prec}, "
               f"channels_last={session.channels_last}; {len(dataset)} images, {len(loader)} batches/epoch, "
-              f"n_critic {opt.n_critic}, generator steps {start_step}->{total}; sample grids: row k = class k")
-
-    evaluate = None
-    if opt.eval_every > 0 and session.is_main:  # the real half and its features once; its own latents
-        evaluator = cmetrics.Evaluator(dataset, opt.data, n=opt.eval_n, device=session.device)
-        eval_z = sample_z(evaluator.n, opt.nz, opt.z_dist, generator=torch.Generator().manual_seed(opt.seed + 1))
-        eval_labels = cycling_labels(evaluator.n, opt.num_classes)
-        classifier = label_classifier(opt.data)
-
-        def evaluate() -> dict:
-            images = generate(G, eval_z, eval_labels, session.device, seed=opt.seed + 1)
-            report = evaluator(images)
-            if classifier is not None:
-                report["class_accuracy"] = cmetrics.class_accuracy(classifier, images, eval_labels)
-            return report
-
-    def d_step(real, labels, z) -> dict:
-        if opt.arch == "conv":  # WGAN-GP critic
-            return critic_step(G_train, D_train, opt_d, real, labels, z, session.prec, opt.lambda_gp)
-        return discriminator_step(G_train, D_train, opt_d, real, labels, z, session.prec)  # GAN discriminator
+              f"n_critic {opt.n_critic}, generator steps {start_step}->{loop.total}; sample grids: row k = class k")
 
     g_loss = wgan_generator_loss if opt.arch == "conv" else generator_loss
-
     # an endless stream of real (x, y) batches; step s has read exactly s * n_critic of them
     batches = cdata.iterate_steps(loader, start_step * opt.n_critic, 2**62)
-    # the grid: fixed latents, row k = class k (its own seed: the run's RNG stays put)
-    loop = TrainLoop(opt, session, run, ckpt, total=total, start_step=start_step, evaluate=evaluate,
-                     sample=lambda: generate(G, fixed_z, fixed_labels, session.device, seed=opt.seed),
-                     grid_columns=GRID_COLUMNS)
     for step in loop.steps():
-        schedule = {}
-        if opt.arch == "mlp":  # Sec. 4.1: this update's lr and momentum, a function of the step alone
-            schedule = apply_sgd_schedule(opt, step, steps_per_epoch, (opt_g, opt_d))
+        # --arch mlp: this update's lr and momentum (Sec. 4.1), a function of the step alone
+        schedule = apply_sgd_schedule(opt, step, steps_per_epoch, (opt_g, opt_d)) if opt.arch == "mlp" else {}
         # ---- critic / discriminator: n_critic iterations, each on a new real batch ----
         for _ in range(opt.n_critic):
             _, epoch, (real, labels) = next(batches)
-            labels = labels.to(session.device, non_blocking=True)
+            real, labels = session.to_input(real), labels.to(session.device, non_blocking=True)
             z = sample_z(real.shape[0], opt.nz, opt.z_dist, device=session.device)
-            d_stats = d_step(session.to_input(real), labels, z)
+            if opt.arch == "conv":  # the WGAN-GP critic
+                d_stats = critic_step(G_train, D_train, opt_d, real, labels, z, session.prec, opt.lambda_gp)
+            else:  # the GAN discriminator
+                d_stats = discriminator_step(G_train, D_train, opt_d, real, labels, z, session.prec)
         # ---- generator: one iteration, fresh z, the last real batch's labels ----
         z = sample_z(labels.shape[0], opt.nz, opt.z_dist, device=session.device)
-        losses = {**d_stats, **generator_step(G_train, D_train, opt_g, z, labels, session.prec, g_loss)}
-        loop.after_step(step, epoch, losses, log=schedule)
+        g_stats = generator_step(G_train, D_train, opt_g, z, labels, session.prec, g_loss)
+        loop.after_step(step, epoch, {**d_stats, **g_stats}, log=schedule)
     return loop.finish()
 
 

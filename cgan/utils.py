@@ -1,10 +1,10 @@
-"""What only the conditional GAN needs: its priors on z and y, the class-grid labels, and
-the paper's SGD schedule for --arch mlp (Sec. 4.1)."""
+"""What only the conditional GAN needs: its priors on z and y, the class-grid labels, sampling
+and measuring G(z | y), and the paper's SGD schedule for --arch mlp (Sec. 4.1)."""
 from __future__ import annotations
 
-import torch
+from typing import Callable
 
-from common import pylearn2
+import torch
 
 Z_DISTS = ("normal", "hypercube")
 
@@ -74,15 +74,63 @@ def label_classifier(data: str):
         return load_classifier()[0]
 
 
+def evaluation(opt, session, dataset, G: torch.nn.Module) -> Callable[[], dict] | None:
+    """--eval-every's measurement (train.py hands it to TrainLoop), or None when it is off (and
+    off rank 0): common.metrics' report of G(z | y) for the balanced labels 0, 1, ..., 9, 0, ...,
+    plus class accuracy on digit data. The real half and its features are computed once, here;
+    the latents and G's dropout masks come from --seed + 1, so evaluating never moves the run's RNG."""
+    if opt.eval_every <= 0 or not session.is_main:
+        return None
+    from common import metrics
+
+    evaluator = metrics.Evaluator(dataset, opt.data, n=opt.eval_n, device=session.device)
+    z = sample_z(evaluator.n, opt.nz, opt.z_dist, generator=torch.Generator().manual_seed(opt.seed + 1))
+    labels = cycling_labels(evaluator.n, opt.num_classes)
+    classifier = label_classifier(opt.data)
+
+    def evaluate() -> dict:
+        images = generate(G, z, labels, session.device, seed=opt.seed + 1)
+        report = evaluator(images)
+        if classifier is not None:
+            report["class_accuracy"] = metrics.class_accuracy(classifier, images, labels)
+        return report
+
+    return evaluate
+
+
 # ------------------------------------------- the SGD schedule of --arch mlp
+# The pylearn2 schedule of the GAN paper's code, as in simple_gan/utils.py (each folder with its
+# own copy); lapgan/utils.py has a similar one of its own, stepped per epoch.
 def learning_rate(step: int, lr0: float = 0.1, decay: float = 1.00004, min_lr: float = 1e-6) -> float:
     """Sec. 4.1: "initial learning rate of 0.1 which was exponentially decreased down to
-    .000001 with decay factor of 1.00004" (common.pylearn2.learning_rate)."""
-    return pylearn2.learning_rate(step, lr0, decay, min_lr)
+    .000001 with decay factor of 1.00004": pylearn2's ExponentialDecay,
+    lr_t = max(lr0 / decay^(t-1), min_lr) for update t = 1, 2, ... (pylearn2 divides the rate
+    once per minibatch, after the update)."""
+    return max(lr0 / decay ** (step - 1), min_lr)
 
 
 def momentum(step: int, ramp_steps: float, start: float = 0.5, final: float = 0.7) -> float:
-    """Sec. 4.1: "momentum ... with initial value of .5 which was increased up to 0.7"; the
-    paper gives no pace: linear over `ramp_steps` updates (common.pylearn2.momentum)."""
-    return pylearn2.momentum(step, ramp_steps, start, final)
+    """Sec. 4.1: "momentum ... with initial value of .5 which was increased up to 0.7". The paper
+    gives no pace; as pylearn2's MomentumAdjustor, per update: linear from `start` at update 1
+    to `final` after `ramp_steps` updates, then constant."""
+    if ramp_steps <= 0:
+        return final
+    return start + (final - start) * min(1.0, (step - 1) / ramp_steps)
 
+
+def apply_sgd_schedule(opt, step: int, steps_per_epoch: float, optimizers) -> dict[str, float]:
+    """Write update `step`'s learning rate and momentum (--lr --lr-decay --min-lr; --momentum
+    --final-momentum over --momentum-epochs) into every parameter group of `optimizers`, before
+    the update. Returns them for the logs.
+
+    Written here rather than as a torch.optim.lr_scheduler: Sec. 4.1's rule moves the learning
+    rate and the momentum together, every update, and torch's schedulers move the learning rate
+    only. A function of the step alone, it needs no state of its own for a resumed run to
+    continue it exactly."""
+    lr = learning_rate(step, opt.lr, opt.lr_decay, opt.min_lr)
+    momentum_value = momentum(step, opt.momentum_epochs * steps_per_epoch, opt.momentum, opt.final_momentum)
+    for optimizer in optimizers:
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+            group["momentum"] = momentum_value
+    return {"lr": lr, "momentum": momentum_value}

@@ -31,7 +31,7 @@ from common.errors import run_main
 from common.loop import TrainLoop, evaluation, n_params, setup
 from .dataset import build_dataset
 from .model import build_discriminator, build_generator, init_weights
-from .utils import check_pyramid, latents, set_sgd, sgd_schedule, training_pairs, uniform
+from .utils import apply_sgd_schedule, check_pyramid, latents, training_pairs, uniform
 
 MODEL_NAME = "lapgan"
 # these decide tensor shapes; generate.py and evaluate.py rebuild the cascade from them
@@ -109,7 +109,7 @@ def generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
 
 
 # -------------------------------------------------------- one iteration, one level
-def train_step(G, D, opt_g, opt_d, real: torch.Tensor, low: torch.Tensor | None, noise_d: torch.Tensor,
+def level_step(G, D, opt_g, opt_d, real: torch.Tensor, low: torch.Tensor | None, noise_d: torch.Tensor,
                noise_g: torch.Tensor, prec: cdev.Precision, labels: torch.Tensor | None = None,
                update_scale: bool = True) -> dict:
     """One D_k update, then one G_k update with fresh noise, at one level (Sec. 3, eq. 2).
@@ -144,15 +144,29 @@ def level_noise(opt, size: int, coarsest: bool, n: int, device) -> torch.Tensor:
     return uniform((n, opt.nz) if coarsest else (n, 1, size, size), device=device)
 
 
+# ------------------------------------------------------ one iteration, every level
+def train_step(G_levels, D_levels, opt_g, opt_d, images: torch.Tensor, labels: torch.Tensor | None, opt,
+               prec: cdev.Precision) -> tuple[dict, dict]:
+    """One step of the whole pyramid on one minibatch: level_step at every level k on its own
+    pair of the images' pyramid (Sec. 3: the levels are trained independently), (h_k, l_k) at the
+    refinement levels and I_K at the coarsest. Returns the losses by level ("loss_d_32", ...) and
+    D's mean outputs on real and generated inputs by level ("D(x)_32", ...), for the logs."""
+    losses, outputs = {}, {}
+    for k, (real, low) in enumerate(training_pairs(images, opt.levels)):  # finest first
+        size, coarsest = real.shape[-1], k == opt.levels - 1
+        noise_d = level_noise(opt, size, coarsest, images.shape[0], images.device)
+        noise_g = level_noise(opt, size, coarsest, images.shape[0], images.device)
+        stats = level_step(G_levels[k], D_levels[k], opt_g[k], opt_d[k], real, low, noise_d, noise_g, prec, labels,
+                           update_scale=coarsest)  # the GradScaler's update: once per step, after the last level
+        losses.update({f"loss_d_{size}": stats["loss_d"], f"loss_g_{size}": stats["loss_g"]})
+        outputs.update({f"D(x)_{size}": stats["D(x)"], f"D(G(z))_{size}": stats["D(G(z))"]})
+    return losses, outputs
+
+
 def make_optimizer(opt, params):
     if opt.optimizer == "adam":
         return torch.optim.Adam(params, lr=opt.lr, betas=(opt.beta1, opt.beta2))
     return torch.optim.SGD(params, lr=opt.lr, momentum=opt.momentum)
-
-
-def total_steps(opt, steps_per_epoch: int) -> int:
-    total = opt.epochs * steps_per_epoch
-    return min(total, opt.max_steps) if opt.max_steps is not None else total
 
 
 def main(opt) -> Path:
@@ -184,39 +198,24 @@ def main(opt) -> Path:
 
     # fixed latents for the sample grids: their own generator, so sampling never moves the RNG
     fixed = latents(options, 64, torch.Generator().manual_seed(opt.seed))
-    total = total_steps(opt, len(loader))
+    loop = TrainLoop(opt, session, run, ckpt, total=opt.epochs * len(loader), start_step=start_step,
+                     sample=lambda: cmetrics.generate(G, fixed, session.device),
+                     evaluate=evaluation(opt, session, dataset, G, latents))  # --eval-every: the whole cascade
     if session.is_main:
         per_level = ", ".join(f"{n}x{n}: G {n_params(g)} / D {n_params(d)}"
                               for n, g, d in zip(reversed(names), reversed(G.levels), reversed(D.levels)))
         print(f"LAPGAN {' -> '.join(reversed(names))} x{opt.channels}"
               f"{', class-conditional' if opt.num_classes else ''}: {per_level} parameters; {session.prec}, "
               f"channels_last={session.channels_last}; {len(dataset)} images, {len(loader)} steps/epoch, "
-              f"steps {start_step}->{total}")
+              f"steps {start_step}->{loop.total}")
 
-    loop = TrainLoop(opt, session, run, ckpt, total=total, start_step=start_step,
-                     sample=lambda: cmetrics.generate(G, fixed, session.device),
-                     evaluate=evaluation(opt, session, dataset, G, latents))  # --eval-every: the whole cascade
     for step, epoch, (images, labels) in loop.over(loader):
-        log = {}
-        if opt.optimizer == "sgd":  # Sec. 4: lr / (1 + 4e-5) and momentum + 0.0008 per epoch
-            lr, momentum = sgd_schedule(epoch, opt.lr, opt.momentum, opt.momentum_max, opt.momentum_step,
-                                        opt.lr_decay)
-            for o in opt_g + opt_d:
-                set_sgd(o, lr, momentum)
-            log = {"lr": lr, "momentum": momentum}
+        # Sec. 4 (--optimizer sgd): this epoch's lr (divided by 1 + 4e-5 per epoch) and momentum (+0.0008 per epoch)
+        schedule = apply_sgd_schedule(opt, epoch, opt_g + opt_d) if opt.optimizer == "sgd" else {}
         images = session.to_input(images)
         labels = labels.to(session.device) if opt.num_classes else None
-        n, losses = images.shape[0], {}
-        for k, (real, low) in enumerate(training_pairs(images, opt.levels)):  # each level on its own
-            coarsest = k == opt.levels - 1
-            stats = train_step(G_train[k], D_train[k], opt_g[k], opt_d[k], real, low,
-                               level_noise(opt, sizes[k], coarsest, n, session.device),
-                               level_noise(opt, sizes[k], coarsest, n, session.device),
-                               session.prec, labels, update_scale=coarsest)  # the scale: once per step
-            losses.update({f"loss_d_{names[k]}": stats["loss_d"], f"loss_g_{names[k]}": stats["loss_g"]})
-            if step % opt.log_every == 0:  # float() waits for the device: only on the steps that log it
-                log.update({f"D(x)_{names[k]}": float(stats["D(x)"]), f"D(G(z))_{names[k]}": float(stats["D(G(z))"])})
-        loop.after_step(step, epoch, losses, log)
+        losses, d_outputs = train_step(G_train, D_train, opt_g, opt_d, images, labels, opt, session.prec)
+        loop.after_step(step, epoch, losses, log={**schedule, **d_outputs})  # log: --log-every steps only
     return loop.finish()
 
 

@@ -131,6 +131,7 @@ def latents(options: dict, n: int, generator: torch.Generator) -> torch.Tensor:
 
 
 # -------------------------------------------------------------- Sec. 4's SGD schedule
+# simple_gan/utils.py and cgan/utils.py have a similar schedule of their own (pylearn2's, per update).
 def sgd_schedule(epoch: int, lr0: float, momentum0: float, momentum_max: float, momentum_step: float,
                  lr_decay: float) -> tuple[float, float]:
     """(lr, momentum) at `epoch` (0-based), Sec. 4: the learning rate divided by `lr_decay`
@@ -139,8 +140,16 @@ def sgd_schedule(epoch: int, lr0: float, momentum0: float, momentum_max: float, 
     return lr0 / lr_decay ** epoch, min(momentum0 + momentum_step * epoch, momentum_max)
 
 
-def set_sgd(optimizer: torch.optim.Optimizer, lr: float, momentum: float) -> None:
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-        if "momentum" in group:
+def apply_sgd_schedule(opt, epoch: int, optimizers) -> dict[str, float]:
+    """Write `epoch`'s learning rate and momentum (sgd_schedule with --lr --lr-decay, --momentum
+    --momentum-step --momentum-max) into every parameter group of `optimizers`, before the
+    step. Returns them for the logs.
+
+    Written here rather than as a torch.optim.lr_scheduler: Sec. 4's rule moves the learning
+    rate and the momentum together, and torch's schedulers move the learning rate only."""
+    lr, momentum = sgd_schedule(epoch, opt.lr, opt.momentum, opt.momentum_max, opt.momentum_step, opt.lr_decay)
+    for optimizer in optimizers:
+        for group in optimizer.param_groups:
+            group["lr"] = lr
             group["momentum"] = momentum
+    return {"lr": lr, "momentum": momentum}

@@ -31,8 +31,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from common.pylearn2 import Maxout, init_irange
-
 ARCHS = ("seed", "paper")
 G_IRANGE, D_IRANGE = 0.05, 0.005  # mnist.yaml: irange .05 for G's layers, .005 for D's
 
@@ -79,6 +77,32 @@ class Discriminator(nn.Module):
 
 
 # ================================================================ --arch paper
+# Maxout and init_irange: the same pylearn2 pieces as in cgan/model.py (cGAN's --arch mlp is built
+# on this paper's code), each folder with its own copy.
+class Maxout(nn.Module):
+    """Maxout layer (Goodfellow et al. 2013), the unit of this paper's D (Sec. 5: "the
+    discriminator net used maxout activations"; pylearn2's Maxout in the authors' mnist.yaml):
+    `units` outputs, each the max over `pieces` affine functions of the input,
+    h_i = max_j (x W_ij + b_ij). One Linear computes all units x pieces of them."""
+
+    def __init__(self, in_features: int, units: int, pieces: int):
+        super().__init__()
+        self.units, self.pieces = units, pieces
+        self.linear = nn.Linear(in_features, units * pieces)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x).view(x.shape[0], self.units, self.pieces).amax(dim=2)
+
+
+def init_irange(module: nn.Module, irange: float) -> None:
+    """pylearn2's `irange` initialisation, as the authors' mnist.yaml sets it (G_IRANGE for G's
+    layers, D_IRANGE for D's), for every Linear, a maxout layer's included: weights ~
+    U[-irange, irange], biases 0. Use as model.apply(lambda m: init_irange(m, G_IRANGE))."""
+    if isinstance(module, nn.Linear):
+        nn.init.uniform_(module.weight, -irange, irange)
+        nn.init.zeros_(module.bias)
+
+
 class PaperGenerator(nn.Module):
     """G of the authors' mnist.yaml: two rectified linear layers of 1200 units and a sigmoid
     output layer of 784, from 100 uniform noise inputs."""

@@ -34,10 +34,9 @@ from common.checkpoint import Checkpointer
 from common.cli import add_common_args, positive_float, positive_int, resolve_arch_defaults
 from common.errors import run_main
 from common.loop import TrainLoop, evaluation, n_params, setup
-from common.pylearn2 import apply_sgd_schedule
 from .dataset import build_dataset
 from .model import ARCHS, build_discriminator, build_generator, initialise
-from .utils import Z_DISTS, latents, mean_image01, sample_z
+from .utils import Z_DISTS, apply_sgd_schedule, latents, mean_image01, sample_z
 
 MODEL_NAME = "simple_gan"
 ARCH_OPTIONS = ("arch", "z_dim", "g_hidden", "d_hidden", "maxout_pieces", "image_size", "channels")  # shapes
@@ -133,7 +132,7 @@ def train_step(G, D, opt_g, opt_d, real: torch.Tensor, z: torch.Tensor, prec: cd
 
 def build_optimizers(opt, G, D):
     """--arch paper: SGD with momentum, lr and momentum rewritten before every update
-    (sgd_schedule); --arch seed: Adam."""
+    (utils.apply_sgd_schedule); --arch seed: Adam."""
     if opt.arch == "paper":
         return (torch.optim.SGD(G.parameters(), lr=opt.lr, momentum=opt.momentum),
                 torch.optim.SGD(D.parameters(), lr=opt.lr, momentum=opt.momentum))
@@ -150,14 +149,6 @@ def build_models(options: dict, dataset):
     if options["arch"] == "paper":
         G.init_output_bias(mean_image01(dataset))
     return G, D
-
-
-def sgd_schedule(opt, step: int, steps_per_epoch: int, optimizers) -> dict[str, float]:
-    """--arch paper: write update `step`'s lr and momentum (mnist.yaml's ExponentialDecay and
-    MomentumAdjustor) into the optimizers; returns them for the logs. --arch seed: nothing."""
-    if opt.arch != "paper":
-        return {}
-    return apply_sgd_schedule(opt, step, steps_per_epoch, optimizers)
 
 
 def main(opt) -> Path:
@@ -182,18 +173,17 @@ def main(opt) -> Path:
     fixed_z = sample_z(64, opt.z_dim, opt.z_dist, generator=torch.Generator().manual_seed(opt.seed),
                        device=session.device)
     steps_per_epoch = len(loader)  # read now: a loader resumed mid-epoch is shorter for its first epoch
-    total = opt.epochs * steps_per_epoch
-    total = min(total, opt.max_steps) if opt.max_steps is not None else total
-    if session.is_main:
-        print(f"simple GAN --arch {opt.arch} {opt.image_size}x{opt.image_size}x{opt.channels}: G {n_params(G)} / "
-              f"D {n_params(D)} parameters; {session.prec}; {len(dataset)} images, {len(loader)} steps/epoch, "
-              f"steps {start_step}->{total}")
-
-    loop = TrainLoop(opt, session, run, ckpt, total=total, start_step=start_step,
+    loop = TrainLoop(opt, session, run, ckpt, total=opt.epochs * steps_per_epoch, start_step=start_step,
                      sample=lambda: cmetrics.generate(G, fixed_z, session.device),
                      evaluate=evaluation(opt, session, dataset, G, latents))  # --eval-every
+    if session.is_main:
+        print(f"simple GAN --arch {opt.arch} {opt.image_size}x{opt.image_size}x{opt.channels}: G {n_params(G)} / "
+              f"D {n_params(D)} parameters; {session.prec}; {len(dataset)} images, {steps_per_epoch} steps/epoch, "
+              f"steps {start_step}->{loop.total}")
+
     for step, epoch, (real, _) in loop.over(loader):
-        schedule = sgd_schedule(opt, step, steps_per_epoch, (opt_g, opt_d))  # --arch paper: a function of the step
+        # --arch paper: this update's lr and momentum (mnist.yaml's schedule), a function of the step
+        schedule = apply_sgd_schedule(opt, step, steps_per_epoch, (opt_g, opt_d)) if opt.arch == "paper" else {}
         real = real.to(session.device, non_blocking=True)
         z = sample_z(real.shape[0], opt.z_dim, opt.z_dist, device=session.device)
         losses = train_step(G_train, D_train, opt_g, opt_d, real, z, session.prec)  # Algorithm 1, k = 1

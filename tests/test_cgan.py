@@ -14,13 +14,14 @@ from cgan import evaluate as cgan_evaluate
 from cgan import generate as cgan_generate
 from cgan import train as cgan_train
 from cgan.dataset import ClassFolder, build_dataset
-from cgan.model import (ConvCritic, ConvGenerator, Maxout, MaxoutDiscriminator, MLPGenerator, build_models,
-                        init_conv_weights)
-from cgan.utils import (class_grid_labels, class_grid_z, cycling_labels, generate, learning_rate, momentum,
-                        sample_z)
+from cgan.model import (ConvCritic, ConvGenerator, Maxout, MaxoutDiscriminator, MLPGenerator, build_generator,
+                        build_models, init_conv_weights, init_irange)
+from cgan.utils import (apply_sgd_schedule, class_grid_labels, class_grid_z, cycling_labels, generate, learning_rate,
+                        momentum, sample_z)
 from common.checkpoint import atomic_save, load_file
 from common.device import Precision
 from common.errors import CheckpointError, DataError, UserError
+from common.inference import load_generator
 from tests.helpers import ROOT, assert_one_line_error, run_script
 
 TINY = ["--image-size", "16", "--ngf", "4", "--ndf", "4", "--embed-size", "8", "--batch-size", "16",
@@ -156,7 +157,18 @@ def test_maxout_takes_the_max_over_pieces():
     torch.testing.assert_close(layer(x), torch.tensor([[2.0, 2.0], [1.0, 3.0]]))
 
 
-def test_init_follows_the_seed_and_the_pylearn2_code():
+def test_init_irange_is_uniform_with_zero_biases():
+    torch.manual_seed(0)
+    net = nn.Sequential(Maxout(50, 40, 5), nn.Linear(40, 3), nn.Conv2d(1, 1, 3))
+    conv_before = net[2].weight.detach().clone()
+    net.apply(lambda m: init_irange(m, 0.005))
+    weights = torch.cat([net[0].linear.weight.detach().flatten(), net[1].weight.detach().flatten()])
+    assert 0.0049 < weights.abs().max() <= 0.005 and abs(float(weights.mean())) < 0.0002
+    assert net[0].linear.bias.abs().max() == 0 and net[1].bias.abs().max() == 0
+    assert torch.equal(net[2].weight, conv_before)  # Linear layers only
+
+
+def test_init_follows_the_seed_and_the_irange_of_the_gan_code():
     torch.manual_seed(0)
     G, D = build_models(dict(arch="conv", nz=100, num_classes=10, embed_size=100, ngf=16, ndf=16, channels=1,
                              image_size=64))
@@ -306,11 +318,15 @@ def test_learning_rate_and_momentum_schedule_by_hand():
     assert momentum(1, ramp_steps=100) == 0.5
     assert momentum(51, ramp_steps=100) == pytest.approx(0.6)
     assert momentum(101, ramp_steps=100) == pytest.approx(0.7) and momentum(5000, ramp_steps=100) == 0.7
+    assert momentum(1, ramp_steps=0) == 0.7
     # train.py: the ramp spans --momentum-epochs (250) epochs; digits at batch 100: 17 steps per epoch
     opt = cgan_train.parse_opt(["--arch", "mlp"])
-    lr, mom = cgan_train.sgd_schedule(opt, 2126, steps_per_epoch=17)
-    assert mom == pytest.approx(0.5 + 0.2 * 2125 / 4250) and mom == pytest.approx(0.6)
-    assert lr == pytest.approx(0.1 / 1.00004**2125)
+    sgd = [torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=opt.lr, momentum=opt.momentum) for _ in range(2)]
+    values = apply_sgd_schedule(opt, 2126, 17, sgd)
+    assert values["momentum"] == pytest.approx(0.5 + 0.2 * 2125 / 4250) and values["momentum"] == pytest.approx(0.6)
+    assert values["lr"] == pytest.approx(0.1 / 1.00004**2125)
+    for o in sgd:  # written into every optimizer, before the update
+        assert (o.param_groups[0]["lr"], o.param_groups[0]["momentum"]) == (values["lr"], values["momentum"])
 
 
 def test_arch_defaults_resolve_and_flags_override():
@@ -349,6 +365,7 @@ def test_train_script_writes_checkpoint_class_grid_and_events(tiny_run):
 
     out, proc = tiny_run
     assert str(out.resolve()) in proc.stdout
+    assert "generator steps 0->3" in proc.stdout  # the loop's total, cut by --max-steps
     payload = load_file(out / "checkpoints" / "last.pt")
     assert payload["step"] == 3 and payload["model_name"] == "cgan"
     assert set(payload["models"]) == {"G", "D"} and set(payload["optimizers"]) == {"G", "D"}
@@ -364,16 +381,10 @@ def test_train_script_writes_checkpoint_class_grid_and_events(tiny_run):
     assert "samples" in acc.Tags()["images"]
 
 
-def test_mlp_arch_runs_as_a_module_and_follows_the_schedule(tmp_path):
-    import subprocess
-    import sys
-
+def test_mlp_arch_trains_and_follows_the_schedule(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    out = tmp_path / "mlp"
-    proc = subprocess.run([sys.executable, "-m", "cgan.train", *TINY_MLP, "--max-steps", "3", "--out", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
+    out = cgan_train.main(cgan_train.parse_opt(TINY_MLP + ["--max-steps", "3", "--out", str(tmp_path / "mlp")]))
     payload = load_file(out / "checkpoints/last.pt")
     assert payload["step"] == 3 and payload["options"]["image_size"] == 28
     # the last update (step 3) ran with lr 0.1 / 1.00004^2 and momentum 0.5 + 0.2 * 2 / (250 epochs * 89 steps)
@@ -421,9 +432,9 @@ def test_generate_one_class_and_the_class_grid(tiny_run, tmp_path):
     from PIL import Image
 
     ckpt = tiny_run[0] / "checkpoints" / "last.pt"
-    proc = run_script("cgan", "generate", "--checkpoint", ckpt, "--label", "3", "--n", "9", "--out", tmp_path / "g.png",
-                      "--individual", tmp_path / "each", "--device", "cpu")
-    assert proc.returncode == 0, proc.stderr
+    cgan_generate.main(cgan_generate.parse_opt(["--checkpoint", str(ckpt), "--label", "3", "--n", "9", "--out",
+                                                str(tmp_path / "g.png"), "--individual", str(tmp_path / "each"),
+                                                "--device", "cpu"]))
     assert Image.open(tmp_path / "g.png").size == (3 * 18 + 2, 3 * 18 + 2)
     assert sorted(p.name for p in (tmp_path / "each").glob("*.png"))[:2] == ["00000_class3.png", "00001_class3.png"]
     cgan_generate.main(cgan_generate.parse_opt(["--checkpoint", str(ckpt), "--per-class", "4", "--out",
@@ -437,7 +448,7 @@ def test_generate_one_class_and_the_class_grid(tiny_run, tmp_path):
 
 
 def test_generate_is_deterministic_and_batch_independent(tiny_run):
-    G, o = cgan_generate.load_generator(tiny_run[0] / "checkpoints" / "last.pt", torch.device("cpu"))
+    G, o = load_generator(tiny_run[0] / "checkpoints" / "last.pt", "cgan", build_generator, torch.device("cpu"))
     z = sample_z(6, o["nz"], o["z_dist"], generator=torch.Generator().manual_seed(1))
     y = torch.tensor([1, 2, 3, 4, 5, 6])
     with torch.no_grad():
@@ -472,16 +483,21 @@ def test_eval_every_logs_class_accuracy_and_leaves_training_unchanged(tmp_path):
 
 
 # -------------------------------------------------------------- bad input
-def test_a_missing_checkpoint_gives_one_clear_line(tmp_path):
-    assert_one_line_error(run_script("cgan", "generate", "--checkpoint", tmp_path / "nope.pt"), "nope.pt",
-                          "does not exist")
+def test_a_missing_checkpoint_gives_one_clear_line_in_the_module_form(tmp_path):
+    """`python -m cgan.generate` from the root (the scripts' other form), with a checkpoint that is not there."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "cgan.generate", "--checkpoint", str(tmp_path / "nope.pt")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert_one_line_error(proc, "nope.pt", "does not exist")
 
 
 def test_a_checkpoint_of_another_model_or_shape_is_refused(tiny_run, tmp_path):
     other = tmp_path / "dcgan.pt"
     atomic_save({"format": 1, "model_name": "dcgan", "models": {}, "options": {}}, other)
     with pytest.raises(CheckpointError, match="'dcgan', not of 'cgan'"):
-        cgan_generate.load_generator(other, torch.device("cpu"))
+        load_generator(other, "cgan", build_generator, torch.device("cpu"))
     ckpt = str(tiny_run[0] / "checkpoints/last.pt")
     wider = [a if a != "4" else "8" for a in TINY]  # --ngf 8 --ndf 8
     with pytest.raises(CheckpointError, match="ngf=4 in checkpoint, 8 now"):

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from common.checkpoint import load_file
+from common.errors import UserError
 from lapgan import generate as lapgan_generate
 from lapgan import train as lapgan_train
 from tests.helpers import ROOT, assert_one_line_error, run_script
@@ -21,8 +22,22 @@ TINY = ["--image-size", "32", "--levels", "3", "--ngf", "8", "--ndf", "8", "--co
         "--log-every", "1"]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One thread for this module and the scripts it starts, as tests/test_cgan.py measured: these tiny
+    networks gain nothing from a second thread, and on a busy 2-core machine a second OpenMP thread
+    only spins (this file's end-to-end tests with test_simple_gan.py's: 40 s of CPU with two, 27 s
+    with one). Restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OMP_NUM_THREADS", "1")
+        yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
+def tiny_run(tmp_path_factory, one_thread):
     out = tmp_path_factory.mktemp("lapgan") / "run"
     proc = run_script("lapgan", "train", *TINY, "--max-steps", "3", "--sample-every", "2", "--out", out)
     assert proc.returncode == 0, proc.stderr
@@ -32,6 +47,7 @@ def tiny_run(tmp_path_factory):
 def test_train_script_writes_every_level_grid_events_and_options(tiny_run):
     out, proc = tiny_run
     assert "8x8: G" in proc.stdout and "32x32: G" in proc.stdout  # per-level parameter counts
+    assert "steps 0->3" in proc.stdout  # the loop's total, cut by --max-steps
     payload = load_file(out / "checkpoints" / "last.pt")
     assert payload["step"] == 3 and payload["model_name"] == "lapgan"
     assert set(payload["models"]) == {"G", "D"}
@@ -60,9 +76,9 @@ def test_generate_samples_every_level_and_from_a_given_coarse_image(tiny_run, tm
     from PIL import Image
 
     ckpt = tiny_run[0] / "checkpoints" / "last.pt"
-    proc = run_script("lapgan", "generate", "--checkpoint", ckpt, "--n", "9", "--out", tmp_path / "g.png",
-                      "--every-level", tmp_path / "levels", "--device", "cpu")
-    assert proc.returncode == 0, proc.stderr
+    lapgan_generate.main(lapgan_generate.parse_opt(["--checkpoint", str(ckpt), "--n", "9", "--every-level",
+                                                    str(tmp_path / "levels"), "--out", str(tmp_path / "g.png"),
+                                                    "--device", "cpu"]))
     assert Image.open(tmp_path / "g.png").size == (3 * 34 + 2, 3 * 34 + 2)
     assert Image.open(tmp_path / "levels/level_08.png").size == (3 * 10 + 2, 3 * 10 + 2)
     assert Image.open(tmp_path / "levels/level_16.png").size == (3 * 18 + 2, 3 * 18 + 2)
@@ -146,23 +162,23 @@ def test_evaluate_measures_full_cascade_samples(tiny_run):
 
 
 # -------------------------------------------------------------- bad input
-@pytest.mark.parametrize("args,needle", [(["--image-size", "48"], "not a power of two"),
-                                         (["--levels", "4"], "deeper than 32x32")])
-def test_bad_pyramid_gives_one_clear_line(tmp_path, args, needle):
-    argv = TINY + args + ["--out", str(tmp_path / "x")]
-    if args[0] == "--levels":  # also: the module form from the root
-        proc = subprocess.run([sys.executable, "-m", "lapgan.train", *argv], cwd=ROOT, capture_output=True,
-                              text=True, timeout=300)
-    else:
-        proc = run_script("lapgan", "train", *argv)
-    assert_one_line_error(proc, needle)
+def test_bad_pyramid_gives_one_clear_line(tmp_path):
+    """Refused before any work: one line from the script (the geometry rules: test_lapgan_model.py)."""
+    assert_one_line_error(run_script("lapgan", "train", *TINY, "--levels", "4", "--out", tmp_path / "x"),
+                          "deeper than 32x32")
+    with pytest.raises(UserError, match="--image-size 48 is not a power of two"):
+        lapgan_train.main(lapgan_train.parse_opt(TINY + ["--image-size", "48", "--out", str(tmp_path / "y")]))
+    assert not (tmp_path / "y").exists()
 
 
 def test_bad_generate_input_gives_one_clear_line(tiny_run, tmp_path):
     ckpt = tiny_run[0] / "checkpoints/last.pt"
     (tmp_path / "notes.txt").write_text("not an image")
-    assert_one_line_error(run_script("lapgan", "generate", "--checkpoint", ckpt, "--coarse", tmp_path / "notes.txt",
-                                     "--out", tmp_path / "a.png", "--device", "cpu"), "notes.txt")
+    # the module form from the root (the scripts' other form)
+    proc = subprocess.run([sys.executable, "-m", "lapgan.generate", "--checkpoint", str(ckpt), "--coarse",
+                           str(tmp_path / "notes.txt"), "--out", str(tmp_path / "a.png"), "--device", "cpu"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert_one_line_error(proc, "notes.txt")
     with pytest.raises(Exception, match="not class-conditional"):
         lapgan_generate.main(lapgan_generate.parse_opt(["--checkpoint", str(ckpt), "--label", "1",
                                                         "--out", str(tmp_path / "b.png"), "--device", "cpu"]))

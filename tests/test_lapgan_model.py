@@ -11,12 +11,22 @@ from common.errors import UserError
 from lapgan import train as lapgan_train
 from lapgan.model import (CoarseDiscriminator, CoarseGenerator, LAPGANDiscriminator, LAPGANGenerator,
                           RefineDiscriminator, RefineGenerator, init_weights)
-from lapgan.utils import (check_pyramid, downsample, gaussian_pyramid, laplacian_pyramid, latents, reconstruct,
-                          sgd_schedule, training_pairs, upsample)
+from lapgan.utils import (apply_sgd_schedule, check_pyramid, downsample, gaussian_pyramid, laplacian_pyramid, latents,
+                          reconstruct, sgd_schedule, training_pairs, upsample)
 
 
 def n_params(m: nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One thread for these small networks, as in tests/test_lapgan.py (on a busy 2-core machine a
+    second OpenMP thread only spins: this file took 22 s with two, 9 s with one). Restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 # ------------------------------------------------------------------ the pyramid
@@ -109,7 +119,8 @@ def test_default_cifar10_cascade_parameter_counts_per_level():
 
 
 def test_coarse_level_at_the_authors_script_widths():
-    assert n_params(CoarseGenerator(100, 8000, 3, 8)) == AUTHORS_COARSE_G_8000
+    with torch.device("meta"):  # 66 million parameters: counted without allocating them
+        assert n_params(CoarseGenerator(100, 8000, 3, 8)) == AUTHORS_COARSE_G_8000
     assert n_params(CoarseDiscriminator(1600, 3, 8)) == AUTHORS_COARSE_D_1600
 
 
@@ -211,6 +222,11 @@ def test_sgd_schedule_of_section_4():
     lr, momentum = sgd_schedule(10, 0.02, 0.5, 0.8, 0.0008, 1.00004)
     assert lr == pytest.approx(0.02 / 1.00004 ** 10) and momentum == pytest.approx(0.508)
     assert sgd_schedule(1000, 0.02, 0.5, 0.8, 0.0008, 1.00004)[1] == 0.8  # capped
+    opt = lapgan_train.parse_opt([])  # the flags' defaults are the same numbers
+    sgd = [torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=opt.lr, momentum=opt.momentum) for _ in range(2)]
+    assert apply_sgd_schedule(opt, 10, sgd) == {"lr": lr, "momentum": momentum}
+    for o in sgd:  # written into every optimizer
+        assert (o.param_groups[0]["lr"], o.param_groups[0]["momentum"]) == (lr, momentum)
 
 
 # ------------------------------------------------------------ one step per level
@@ -229,10 +245,27 @@ def test_one_training_step_per_level_updates_both_networks_with_finite_losses(nu
         g0, d0 = [p.detach().clone() for p in g.parameters()], [p.detach().clone() for p in d.parameters()]
         others = [p.detach().clone() for j, lv in enumerate(G.levels) if j != k for p in lv.parameters()]
         noise = (lambda: torch.rand(6, 100)) if low is None else (lambda: torch.rand(6, 1, *real.shape[-2:]))
-        losses = lapgan_train.train_step(g, d, opt_g, opt_d, real, low, noise(), noise(), prec, labels)
+        losses = lapgan_train.level_step(g, d, opt_g, opt_d, real, low, noise(), noise(), prec, labels)
         assert all(torch.isfinite(v) for v in losses.values()), losses
         assert all(not torch.equal(a, b) for a, b in zip(g0, g.parameters())), f"G_{k} did not move"
         assert all(not torch.equal(a, b) for a, b in zip(d0, d.parameters())), f"D_{k} did not move"
         assert all(p.requires_grad for p in d.parameters())
         after = [p for j, lv in enumerate(G.levels) if j != k for p in lv.parameters()]
         assert all(torch.equal(a, b) for a, b in zip(others, after)), "a step moved another level"
+
+
+def test_train_step_runs_every_level_once_and_names_its_losses_by_size():
+    torch.manual_seed(0)
+    opt = lapgan_train.parse_opt(["--ngf", "8", "--ndf", "8", "--coarse-hidden-g", "16", "--coarse-hidden-d", "16"])
+    G = LAPGANGenerator(3, 32, 3, 100, 16, 8)
+    D = LAPGANDiscriminator(3, 32, 3, 16, 8)
+    opt_g = [lapgan_train.make_optimizer(opt, g.parameters()) for g in G.levels]
+    opt_d = [lapgan_train.make_optimizer(opt, d.parameters()) for d in D.levels]
+    before = [p.detach().clone() for p in [*G.parameters(), *D.parameters()]]
+    losses, outputs = lapgan_train.train_step(G.levels, D.levels, opt_g, opt_d, torch.rand(4, 3, 32, 32) * 2 - 1,
+                                              None, opt, Precision("fp32", torch.device("cpu")))
+    assert list(losses) == ["loss_d_32", "loss_g_32", "loss_d_16", "loss_g_16", "loss_d_8", "loss_g_8"]
+    assert list(outputs) == ["D(x)_32", "D(G(z))_32", "D(x)_16", "D(G(z))_16", "D(x)_8", "D(G(z))_8"]
+    assert all(torch.isfinite(v) for v in [*losses.values(), *outputs.values()])
+    assert all(0 < float(v) < 1 for v in outputs.values())
+    assert all(not torch.equal(a, b) for a, b in zip(before, [*G.parameters(), *D.parameters()]))

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import contextlib
-
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -13,12 +14,24 @@ from common.checkpoint import load_file
 from common.inference import load_generator
 from common.device import Precision, cpu_has_fast_bf16
 from simple_gan import train as sg_train
-from common.pylearn2 import Maxout
-from simple_gan.model import Discriminator, Generator, build_discriminator, build_generator
-from simple_gan.utils import sample_z
-from tests.helpers import assert_one_line_error, run_script
+from simple_gan.model import Discriminator, Generator, Maxout, build_discriminator, build_generator, init_irange
+from simple_gan.utils import apply_sgd_schedule, learning_rate, momentum, sample_z
+from tests.helpers import ROOT, assert_one_line_error, run_script
 
 TINY = ["--batch-size", "16", "--device", "cpu", "--precision", "fp32", "--log-every", "1"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One thread for this module and the scripts it starts, as tests/test_cgan.py measured: these MLPs
+    gain nothing from a second thread, and on a busy 2-core machine a second OpenMP thread only spins.
+    Restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OMP_NUM_THREADS", "1")
+        yield
+    torch.set_num_threads(threads)
 
 
 def linear_params(n_in: int, n_out: int) -> int:
@@ -138,17 +151,52 @@ def test_paper_discriminator_sees_the_papers_0_1_pixels():
     torch.testing.assert_close(D(x), expected.view(-1))
 
 
+def test_maxout_takes_the_max_over_pieces_and_irange_fills_its_range():
+    layer = Maxout(2, units=2, pieces=3)
+    with torch.no_grad():
+        layer.linear.weight.copy_(torch.tensor([[1.0, 0], [0, 1], [-1, 0], [2, 0], [0, 0], [0, -3]]))
+        layer.linear.bias.zero_()
+    x = torch.tensor([[1.0, 2.0], [-1.0, -1.0]])
+    # unit 0: max(x0, x1, -x0); unit 1: max(2 x0, 0, -3 x1)
+    torch.testing.assert_close(layer(x), torch.tensor([[2.0, 2.0], [1.0, 3.0]]))
+    torch.manual_seed(0)
+    net = nn.Sequential(Maxout(50, 40, 5), nn.ReLU(), nn.Linear(40, 3))
+    net.apply(lambda m: init_irange(m, 0.05))
+    weights = torch.cat([m.weight.detach().flatten() for m in net.modules() if isinstance(m, nn.Linear)])
+    assert 0.049 < weights.abs().max() <= 0.05 and abs(float(weights.mean())) < 0.002  # U[-0.05, 0.05]
+    assert all(m.bias.abs().max() == 0 for m in net.modules() if isinstance(m, nn.Linear))
+
+
+def test_sgd_schedule_of_mnist_yaml_by_hand():
+    """ExponentialDecay (lr 0.1, decay 1.000004, floor 1e-6) and MomentumAdjustor (0.5 -> 0.7)."""
+    assert learning_rate(1) == 0.1 and learning_rate(2) == pytest.approx(0.1 / 1.000004)
+    # the floor: 0.1 / 1.000004^(t-1) = 1e-6 at t - 1 = ln(1e5) / ln(1.000004) = 2,878,237.1
+    assert learning_rate(2_878_000) > 1e-6 and learning_rate(2_879_000) == 1e-6
+    assert momentum(1, ramp_steps=100) == 0.5 and momentum(51, ramp_steps=100) == pytest.approx(0.6)
+    assert momentum(101, ramp_steps=100) == pytest.approx(0.7) and momentum(10**6, ramp_steps=100) == 0.7
+    assert momentum(1, ramp_steps=0) == 0.7
+    # the flags' ramp spans --momentum-epochs (250) epochs: 17 steps per epoch at batch 100 on the digits
+    opt = sg_train.parse_opt([])
+    params = [nn.Parameter(torch.zeros(1))]
+    sgd = [torch.optim.SGD(params, lr=opt.lr, momentum=opt.momentum) for _ in range(2)]
+    values = apply_sgd_schedule(opt, 2126, 17, sgd)
+    assert values == {"lr": pytest.approx(0.1 / 1.000004**2125), "momentum": pytest.approx(0.6)}
+    assert all(o.param_groups[0]["lr"] == values["lr"] and o.param_groups[0]["momentum"] == values["momentum"]
+               for o in sgd)
+
+
 def test_uniform_prior_is_unit_variance_on_plus_minus_sqrt3():
     z = sample_z(20_000, 100, "uniform", generator=torch.Generator().manual_seed(0))
     assert z.abs().max() <= 3 ** 0.5 and z.abs().max() > 1.7
     assert abs(z.var().item() - 1.0) < 0.02
 
 
-def test_paper_schedule_rewrites_lr_and_momentum_every_update(tmp_path):
+def test_paper_schedule_rewrites_lr_and_momentum_every_update(tmp_path, capsys):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     out = tmp_path / "paper"
     sg_train.main(sg_train.parse_opt(TINY + ["--max-steps", "3", "--momentum-epochs", "0.02", "--out", str(out)]))
+    assert "steps 0->3" in capsys.readouterr().out  # the loop's total, cut by --max-steps
     acc = EventAccumulator(str(out))
     acc.Reload()
     lrs = [e.value for e in acc.Scalars("train/lr")]
@@ -158,6 +206,17 @@ def test_paper_schedule_rewrites_lr_and_momentum_every_update(tmp_path):
     assert moms == pytest.approx([0.5, 0.5 + 0.2 / 2.24, 0.5 + 0.2 * 2 / 2.24])
     payload = load_file(out / "checkpoints/last.pt")
     assert payload["optimizers"]["G"]["param_groups"][0]["momentum"] == pytest.approx(moms[-1])
+
+
+def test_seed_arch_trains_with_adam_and_no_schedule(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = sg_train.main(sg_train.parse_opt(TINY + ["--arch", "seed", "--max-steps", "2", "--out", str(tmp_path / "s")]))
+    group = load_file(out / "checkpoints/last.pt")["optimizers"]["G"]["param_groups"][0]
+    assert group["lr"] == 3e-4 and group["betas"] == (0.9, 0.999) and "momentum" not in group
+    acc = EventAccumulator(str(out))
+    acc.Reload()
+    assert "train/loss_d" in acc.Tags()["scalars"] and "train/lr" not in acc.Tags()["scalars"]
 
 
 def test_end_to_end_resume_exact_and_generate(tmp_path):
@@ -181,12 +240,14 @@ def test_end_to_end_resume_exact_and_generate(tmp_path):
 
 
 def test_evaluate_reports_the_offline_metrics(tmp_path):
+    from simple_gan import evaluate as sg_evaluate
+
     out = tmp_path / "run"
     sg_train.main(sg_train.parse_opt(TINY + ["--max-steps", "2", "--out", str(out)]))
-    proc = run_script("simple_gan", "evaluate", "--checkpoint", out / "checkpoints/last.pt", "--n", "50",
-                      "--device", "cpu", "--jsonl", tmp_path / "m.jsonl")
-    assert proc.returncode == 0, proc.stderr
+    records = sg_evaluate.main(sg_evaluate.parse_opt(["--checkpoint", str(out / "checkpoints/last.pt"), "--n", "50",
+                                                      "--device", "cpu", "--jsonl", str(tmp_path / "m.jsonl")]))
     record = json.loads((tmp_path / "m.jsonl").read_text())
+    assert record == json.loads(json.dumps(records[0]))  # what main returns is what it wrote
     assert record["model"] == "simple_gan" and record["n"] == 50 and record["step"] == 2
     assert {"fid", "kid", "is", "swd", "ms_ssim"} <= set(record)
     assert list(record["swd_levels"]) == ["28", "14"]  # the pyramid of a 28x28 image
@@ -219,7 +280,10 @@ def test_bad_input_is_one_line(tmp_path):
     import pickle
 
     bogus.write_bytes(pickle.dumps({"format": 1, "models": {}, "payload": print}))
-    assert_one_line_error(run_script("simple_gan", "generate", "--checkpoint", bogus), "arbitrary Python objects")
+    # the module form from the root (the scripts' other form)
+    proc = subprocess.run([sys.executable, "-m", "simple_gan.generate", "--checkpoint", str(bogus)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert_one_line_error(proc, "arbitrary Python objects")
 
 
 @pytest.mark.slow
