@@ -26,8 +26,8 @@ import torch
 from common import metrics
 from common.data import Digits
 from common.device import Precision
-from simple_gan.train import ARCH_DEFAULTS, build_models, build_optimizers, parse_opt, sgd_schedule, train_step
-from simple_gan.utils import sample_z
+from simple_gan.train import ARCH_DEFAULTS, build_models, build_optimizers, parse_opt, train_step
+from simple_gan.utils import apply_sgd_schedule, sample_z
 
 
 @torch.no_grad()
@@ -80,7 +80,8 @@ def main():
             perm, k = torch.randperm(n_train), 0
         real = train_x[perm[k:k + opt.batch_size]]
         k += opt.batch_size
-        sgd_schedule(opt, step, steps_per_epoch, (opt_g, opt_d))  # --arch paper's; nothing for seed
+        if opt.arch == "paper":  # the authors' SGD schedule; --arch seed trains with Adam
+            apply_sgd_schedule(opt, step, steps_per_epoch, (opt_g, opt_d))
         train_step(G, D, opt_g, opt_d, real, sample_z(real.shape[0], opt.z_dim, opt.z_dist), prec)
         if step % opt_in.every == 0:
             fakes = metrics.generate(G, eval_z, "cpu")

@@ -252,7 +252,7 @@ def build_lapgan(cfg, channels_last, device):
     """One step of lapgan/train.py at one pyramid level (cfg["level"], 0 = finest) or, with level None,
     at every level: D_k then G_k on that level's band-pass (or low-pass) images, SGD as in Sec. 4."""
     from lapgan.model import LAPGANDiscriminator, LAPGANGenerator, init_weights
-    from lapgan.train import train_step
+    from lapgan.train import level_step
     from lapgan.utils import check_pyramid, training_pairs
 
     sizes = check_pyramid(cfg["size"], cfg["levels"])
@@ -273,7 +273,7 @@ def build_lapgan(cfg, channels_last, device):
     def step(prec):
         losses = {}
         for k in levels:
-            out = train_step(G.levels[k], D.levels[k], *opts[k], *pairs[k], noise(k), noise(k), prec)
+            out = level_step(G.levels[k], D.levels[k], *opts[k], *pairs[k], noise(k), noise(k), prec)
             losses.update({f"{name}_{k}": v for name, v in out.items()})
         return losses
 

@@ -20,18 +20,22 @@ import torch
 
 from common import inference
 from common.cli import positive_int
-from common.errors import UserError
+from common.device import pick_device
+from common.errors import UserError, run_main
 from .model import build_generator
 from .utils import class_grid_labels, class_grid_z, generate, sample_z
 
 MODEL_NAME = "cgan"
 
 
-def add_args(p) -> None:
+def parse_opt(argv=None):
+    p = inference.generate_parser(MODEL_NAME, "Generate images with a trained conditional GAN.",
+                                  n_help="number of samples with --label")
     p.add_argument("--label", type=int, default=None,
                    help="draw --n samples of this class (default: the class grid, one row per class)")
     p.add_argument("--per-class", type=positive_int, default=10,
                    help="columns of the class grid: samples per class (default 10)")
+    return p.parse_args(argv)
 
 
 def requested(opt, o: dict) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -47,17 +51,16 @@ def requested(opt, o: dict) -> tuple[torch.Tensor, torch.Tensor, int]:
     return z, torch.full((opt.n,), opt.label, dtype=torch.long), inference.square_columns(opt.n)
 
 
-def draw(G, o: dict, opt, device) -> inference.Samples:
+@torch.no_grad()
+def main(opt) -> Path:
     """G(z | y) for the requested labels; single images are named by their class."""
+    device = pick_device(opt.device)
+    G, o = inference.load_generator(opt.checkpoint, MODEL_NAME, build_generator, device)
     z, labels, nrow = requested(opt, o)
     what = f"class {opt.label}" if opt.label is not None else f"row k = class k, {o['num_classes']} classes"
-    return inference.Samples(generate(G, z, labels, device, seed=opt.seed), nrow=nrow, note=what,
-                             names=[f"{i:05d}_class{label}.png" for i, label in enumerate(labels.tolist())])
+    return inference.write_images(generate(G, z, labels, device, seed=opt.seed), opt, nrow=nrow, note=what,
+                                  names=[f"{i:05d}_class{label}.png" for i, label in enumerate(labels.tolist())])
 
-
-parse_opt, main = inference.generate_script(MODEL_NAME, "Generate images with a trained conditional GAN.",
-                                            build_generator, draw, add_args=add_args,
-                                            n_help="number of samples with --label")
 
 if __name__ == "__main__":
-    inference.run_script(parse_opt, main)
+    run_main(lambda: main(parse_opt()))

@@ -24,7 +24,7 @@ import argparse
 
 from common.checkpoint import load_for_inference
 from common.cli import positive_int
-from common.inference import run_script
+from common.errors import run_main
 from common.metrics import append_jsonl
 from .dataset import evaluation_set, is_embedded
 from .utils import MODEL_NAME, load_generator, translation_report
@@ -72,4 +72,4 @@ def main(opt) -> list[dict]:
 
 
 if __name__ == "__main__":
-    run_script(parse_opt, main)
+    run_main(lambda: main(parse_opt()))

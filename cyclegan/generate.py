@@ -20,8 +20,7 @@ if not __package__:  # run as a script inside its folder: import the folder as a
 import argparse
 
 from common.data import conversion_note, input_files, output_path, read_rgb, save_image, to_tensor
-from common.errors import DataError
-from common.inference import run_script
+from common.errors import DataError, run_main
 from .utils import GENERATORS, load_generator, translate
 
 MULTIPLE = 4  # two stride-2 convolutions in G
@@ -65,4 +64,4 @@ def main(opt) -> list[Path]:
 
 
 if __name__ == "__main__":
-    run_script(parse_opt, main)
+    run_main(lambda: main(parse_opt()))

@@ -17,11 +17,34 @@ if not __package__:  # run as a script inside its folder: import the folder as a
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     __package__ = Path(__file__).parent.name
 
-from common import inference
-from . import dataset, model, utils
+import torch
 
-parse_opt, main = inference.evaluate_script("lapgan", "Evaluate a trained LAPGAN against its training data.",
-                                            model.build_generator, utils.latents, dataset.build_dataset)
+from common import inference, metrics
+from common.checkpoint import load_for_inference
+from common.device import pick_device
+from common.errors import run_main
+from .dataset import build_dataset
+from .model import build_generator
+from .utils import latents
+
+MODEL_NAME = "lapgan"
+
+
+def parse_opt(argv=None):
+    return inference.evaluate_parser(MODEL_NAME,
+                                     "Evaluate a trained LAPGAN against its training data.").parse_args(argv)
+
+
+def main(opt) -> list[dict]:
+    device = pick_device(opt.device)
+    payload = load_for_inference(opt.checkpoint, MODEL_NAME)
+    G, options = inference.load_generator(opt.checkpoint, MODEL_NAME, build_generator, device, payload=payload)
+    reference = inference.evaluator(opt, build_dataset(inference.stored_data(options, opt.data_root)), options, device)
+    z = latents(options, reference.n, torch.Generator().manual_seed(opt.seed))  # the same z for every evaluation
+    records = inference.evaluation_records(opt, payload, reference, metrics.generate(G, z, device), MODEL_NAME)
+    metrics.report_records(records, opt.checkpoint, opt.jsonl)
+    return records
+
 
 if __name__ == "__main__":
-    inference.run_script(parse_opt, main)
+    run_main(lambda: main(parse_opt()))

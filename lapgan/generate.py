@@ -27,7 +27,8 @@ import torch.nn.functional as F
 from common import inference
 from common.cli import positive_int
 from common.data import load_image
-from common.errors import UserError
+from common.device import pick_device
+from common.errors import UserError, run_main
 from common.run import save_grid
 from .model import LAPGANGenerator, build_generator
 from .utils import gaussian_pyramid, latents
@@ -35,15 +36,18 @@ from .utils import gaussian_pyramid, latents
 MODEL_NAME = "lapgan"
 
 
-def add_args(p) -> None:
+def parse_opt(argv=None):
+    p = inference.generate_parser(MODEL_NAME, "Generate images with a trained LAPGAN, coarse to fine.")
     p.add_argument("--coarse", default=None, metavar="IMAGE",
-                   help="start the cascade from this image's pyramid level instead of G_K's samples (the paper's conditional sampling)")
+                   help="start the cascade from this image's pyramid level instead of G_K's samples "
+                        "(the paper's conditional sampling)")
     p.add_argument("--start-size", type=positive_int, default=None,
                    help="with --coarse: the level to start at, by its size (default: the coarsest level)")
     p.add_argument("--every-level", default=None, metavar="DIR",
                    help="also write each level's images (DIR/level_<size>.png) and DIR/pyramid.png")
     p.add_argument("--label", type=int, default=None,
                    help="class-conditional runs: every sample of this class (default: a random class each)")
+    return p.parse_args(argv)
 
 
 def start_image(path: str, size: int, image_size: int, channels: int) -> torch.Tensor:
@@ -96,7 +100,15 @@ def write_levels(levels: list[torch.Tensor], folder: Path, nrow: int) -> None:
           f"{', '.join(str(level.shape[-1]) for level in levels)})")
 
 
-def draw(G, options: dict, opt, device) -> inference.Samples:
+def load_generator(path, device, payload: dict | None = None) -> tuple[LAPGANGenerator, dict]:
+    """The whole cascade rebuilt from the checkpoint's options, every level's weights."""
+    return inference.load_generator(path, MODEL_NAME, build_generator, device, payload=payload)
+
+
+@torch.no_grad()
+def main(opt) -> Path:
+    device = pick_device(opt.device)
+    G, options = load_generator(opt.checkpoint, device)
     levels = cascade_levels(G, options, opt, device)
     nrow = inference.square_columns(opt.n)
     if opt.every_level:
@@ -105,16 +117,8 @@ def draw(G, options: dict, opt, device) -> inference.Samples:
         except OSError as exc:
             raise UserError(f"cannot write the levels: {exc}") from exc
     note = f"refined from {opt.coarse}" if opt.coarse else "the full cascade"
-    return inference.Samples(levels[-1], nrow=nrow, note=note)
+    return inference.write_images(levels[-1], opt, nrow=nrow, note=note)
 
-
-def load_generator(path, device, payload: dict | None = None) -> tuple[LAPGANGenerator, dict]:
-    """The whole cascade rebuilt from the checkpoint's options, every level's weights."""
-    return inference.load_generator(path, MODEL_NAME, build_generator, device, payload=payload)
-
-
-parse_opt, main = inference.generate_script(MODEL_NAME, "Generate images with a trained LAPGAN, coarse to fine.",
-                                            build_generator, draw, add_args=add_args)
 
 if __name__ == "__main__":
-    inference.run_script(parse_opt, main)
+    run_main(lambda: main(parse_opt()))

@@ -27,6 +27,7 @@ from common import metrics
 from common.checkpoint import load_for_inference
 from common.cli import positive_int
 from common.device import pick_device
+from common.errors import run_main
 from common.run import save_grid
 from .dataset import as_images, evaluation_pairs
 from .model import build_generator
@@ -71,4 +72,4 @@ def main(opt) -> list[dict]:
 
 
 if __name__ == "__main__":
-    inference.run_script(parse_opt, main)
+    run_main(lambda: main(parse_opt()))

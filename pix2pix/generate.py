@@ -31,6 +31,7 @@ from common.checkpoint import load_for_inference
 from common.cli import positive_int
 from common.data import conversion_note, input_files, output_path, read_rgb, save_image, to_tensor
 from common.device import pick_device
+from common.errors import run_main
 from common.run import save_grid
 from .dataset import EMBEDDED, MAKE_INPUT, as_images, evaluation_pairs, lab_pair, lab_to_rgb
 from .model import build_generator, num_downs
@@ -119,4 +120,4 @@ def main(opt) -> Path:
 
 
 if __name__ == "__main__":
-    inference.run_script(parse_opt, main)
+    run_main(lambda: main(parse_opt()))

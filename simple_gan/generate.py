@@ -13,11 +13,28 @@ if not __package__:  # run as a script inside its folder: import the folder as a
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     __package__ = Path(__file__).parent.name
 
-from common import inference
-from . import model, utils
+import torch
 
-parse_opt, main = inference.generate_script("simple_gan", "Generate images with a trained simple GAN.",
-                                            model.build_generator, inference.from_prior(utils.latents))
+from common import inference
+from common.device import pick_device
+from common.errors import run_main
+from .model import build_generator
+from .utils import latents
+
+MODEL_NAME = "simple_gan"
+
+
+def parse_opt(argv=None):
+    return inference.generate_parser(MODEL_NAME, "Generate images with a trained simple GAN.").parse_args(argv)
+
+
+@torch.no_grad()
+def main(opt) -> Path:
+    device = pick_device(opt.device)
+    G, options = inference.load_generator(opt.checkpoint, MODEL_NAME, build_generator, device)
+    z = latents(options, opt.n, torch.Generator().manual_seed(opt.seed))  # --seed decides the samples
+    return inference.write_images(inference.in_batches(G, z, device), opt)
+
 
 if __name__ == "__main__":
-    inference.run_script(parse_opt, main)
+    run_main(lambda: main(parse_opt()))
