@@ -21,13 +21,11 @@ if not __package__:  # run as a script inside its folder: import the folder as a
 
 import argparse
 
-import torch
-
-from common import image2image as i2i
-from common import inference, superres
+from common import inference
 from common.device import pick_device
 from common.errors import UserError
-from .utils import MODEL_NAME, load_generator
+from .dataset import evaluation_pairs
+from .utils import MODEL_NAME, load_generator, report, signed, upscale
 
 
 def parse_opt(argv=None):
@@ -74,17 +72,15 @@ def main(opt) -> list[dict]:
     for name, G, options, extra in generators(opt, device):
         if scale is None:
             scale = options["scale"]
-            pairs, what = superres.evaluation_pairs(opt.data, scale)
+            pairs, what = evaluation_pairs(opt.data, scale)
         elif options["scale"] != scale:
             raise UserError(f"the models upscale by different factors (x{scale}, x{options['scale']}): "
                             f"compare one scale")
-        with torch.no_grad():  # G works in [0, 1]; the measures and images take [-1, 1]
-            models[name] = [i2i.translate(lambda x: G(x) * 2 - 1, lr, 1, device, scale).clamp(-1, 1)
-                            for lr, _ in pairs]
+        models[name] = [upscale(signed(G), lr, device).clamp(-1, 1) for lr, _ in pairs]  # G gives [0, 1]
         fields[name] = extra
     base = {"model": MODEL_NAME, "scale": scale, "images": what}
     jsonl = Path(opt.jsonl) if opt.jsonl else default_jsonl(opt)
-    return superres.report(models, pairs, scale, base, jsonl, opt.crops, fields=fields)
+    return report(models, pairs, scale, base, jsonl, opt.crops, fields=fields)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ theta_PSNR + alpha theta_GAN: alpha 0 is the PSNR-oriented model (smooth), 1 the
 with more artefacts); values between trade one for the other without retraining.
 An input larger than --tile LR pixels on a side is upscaled tile by tile, each tile with
 --tile-overlap pixels of real context around the part that is kept
-(common.image2image.translate_tiled), so memory stays bounded. RRDBNet's receptive field is
+(utils.upscale_tiled), so memory stays bounded. RRDBNet's receptive field is
 hundreds of pixels wide in theory but its weights fall off fast: with the default overlap the
 tiled and untiled images differ by far less than one grey level. Grey, RGBA and 16-bit files
 are converted to RGB first (and said so).
@@ -23,10 +23,10 @@ if not __package__:  # run as a script inside its folder: import the folder as a
 
 import argparse
 
-from common import inference, superres
+from common import inference
 from common.cli import positive_int
 from common.device import pick_device
-from .utils import load_generator
+from .utils import load_generator, signed, upscale_files
 
 
 def parse_opt(argv=None):
@@ -62,8 +62,7 @@ def main(opt) -> Path:
     G, options, info = load_generator(device, opt.checkpoint, psnr_checkpoint=opt.psnr_checkpoint,
                                       gan_checkpoint=opt.gan_checkpoint, interp=opt.interp)
     print(f"ESRGAN x{options['scale']}: {info['what']}")
-    signed = lambda x: G(x) * 2 - 1  # noqa: E731 - G works in [0, 1], the image writer takes [-1, 1]
-    return superres.upscale_files(signed, options["scale"], opt, device)
+    return upscale_files(signed(G), options["scale"], opt, device)  # G works in [0, 1], the writer takes [-1, 1]
 
 
 if __name__ == "__main__":

@@ -22,27 +22,28 @@ import argparse
 
 import torch
 import torch.nn.functional as F
+from torch.optim.lr_scheduler import MultiStepLR
 
 from common import device as cdev
 from common import distributed
 from common import run as crun
-from common import superres
 from common.checkpoint import Checkpointer
 from common.cli import add_common_args, positive_int, set_help
 from common.errors import run_main
 from common.loop import TrainLoop, n_params, setup
-from common.schedule import MultiStep
 from common.vgg import vgg19_features
 from .dataset import build_dataset
 from .model import D_INPUT_SIZE, build_discriminator, build_generator
-from .utils import MODEL_NAME, load_init
+from .utils import MODEL_NAME, held_out_evaluator, held_out_sampler, load_init
 
 ARCH_OPTIONS = ("nf", "nb", "gc", "scale")
 STAGE_ITERS = {"psnr": 1_000_000, "gan": 400_000}  # the official training options of the two stages
 STAGE_LR = {"psnr": 2e-4, "gan": 1e-4}  # Sec. 4.1
 PSNR_HALVING_EVERY = 200_000  # Sec. 4.1: "decayed by a factor of 2 every 2 x 10^5 mini-batch updates"
 GAN_MILESTONES = (50_000, 100_000, 200_000, 300_000)  # Sec. 4.1: lr halved at these iterations
+LR_HALVING = 0.5  # Sec. 4.1: the learning rate is halved at each milestone
 PERCEPTUAL_LAYER = "conv5_4"  # Sec. 3.3: VGG19's fourth convolution before the fifth max-pool, before its activation
+WITHOUT_VGG = "--stage psnr and --percep-weight 0 need no VGG"  # what runs without the weights
 
 
 def parse_opt(argv=None):
@@ -183,61 +184,60 @@ def perceptual(opt, device):
     before any training if they are not there. --percep-weight 0 (an ablation) needs none."""
     if opt.percep_weight == 0:
         return lambda sr, hr: torch.zeros((), device=sr.device)
-    vgg = vgg19_features(PERCEPTUAL_LAYER, opt.vgg_weights, input_range=(0.0, 1.0)).to(device)
+    vgg = vgg19_features(PERCEPTUAL_LAYER, opt.vgg_weights, input_range=(0.0, 1.0), without=WITHOUT_VGG).to(device)
     return lambda sr, hr: perceptual_loss(vgg, sr, hr)
 
 
 def main(opt) -> Path:
     session = setup(opt, MODEL_NAME)
+    # ---- data: HR crops and their bicubic LR, both in [0, 1] (Sec. 4.1)
     dataset = build_dataset(opt)
     loader = session.loader(dataset, opt.batch_size)
     options = crun.options_dict(opt)
-    G = build_generator(options)
+
+    # ---- models: RRDBNet; the gan stage adds D, starts G from the psnr stage and needs VGG19
     gan = opt.stage == "gan"
+    G = build_generator(options)
+    models = {"G": G}
     percep = perceptual(opt, session.device) if gan else None  # before any training: a missing VGG stops here
     if gan and opt.init and not opt.resume:
         load_init(G, opt.init)
     G = session.place(G)
-    models, optimizers, schedules = {"G": G}, {}, {}
-    optimizers["G"] = cdev.adam(G.parameters(), lr=opt.lr, betas=(opt.beta1, opt.beta2))
-    schedules["lr_G"] = MultiStep(optimizers["G"], opt.lr, milestones(opt), gamma=0.5)
     if gan:
-        D = session.place(build_discriminator(options))
-        models["D"] = D
-        optimizers["D"] = cdev.adam(D.parameters(), lr=opt.lr, betas=(opt.beta1, opt.beta2))
-        schedules["lr_D"] = MultiStep(optimizers["D"], opt.lr, milestones(opt), gamma=0.5)
+        models["D"] = session.place(build_discriminator(options))
+
+    # ---- optimizers: Adam (0.9, 0.999), the rate halved at the milestones (Sec. 4.1)
+    optimizers = {name: cdev.adam(m.parameters(), lr=opt.lr, betas=(opt.beta1, opt.beta2))
+                  for name, m in models.items()}
+    schedulers = {name: MultiStepLR(o, milestones(opt), gamma=LR_HALVING) for name, o in optimizers.items()}
 
     run = crun.Run(opt.out, options, session.is_main)
     ckpt = Checkpointer(run.checkpoints, model_name=MODEL_NAME, models=models, optimizers=optimizers,
                         scaler=session.prec.scaler, options=options, arch_options=ARCH_OPTIONS,
-                        is_main=session.is_main, states=schedules)
+                        is_main=session.is_main, states={f"lr_{name}": s for name, s in schedulers.items()})
     start_step, _ = ckpt.resume(opt.resume)
     G_train = session.for_training(G)
     D_train = session.for_training(models["D"]) if gan else None
 
-    total = min(opt.iters, opt.max_steps) if opt.max_steps else opt.iters
+    evaluate = held_out_evaluator(G, opt.scale, session.device) if opt.eval_every > 0 and session.is_main else None
+    loop = TrainLoop(opt, session, run, ckpt, total=opt.iters, start_step=start_step,
+                     sample=held_out_sampler(G, opt.scale, opt.hr_size, session.device), evaluate=evaluate,
+                     grid_columns=3, lr_schedulers=schedulers, schedule_every="step")
     if session.is_main:
         d_text = f" / D {n_params(models['D'])}" if gan else ""
         print(f"ESRGAN stage {opt.stage} x{opt.scale}: G {n_params(G)}{d_text} parameters; {session.prec}, "
               f"channels_last={session.channels_last}; {len(dataset)} crops/epoch of {opt.hr_size}x{opt.hr_size}, "
-              f"steps {start_step}->{total}")
+              f"steps {start_step}->{loop.total}")
 
-    sample = superres.held_out_sampler(G, opt.scale, opt.hr_size, session.device, unit_output=True)
-    evaluate = (superres.held_out_evaluator(G, opt.scale, session.device, unit_output=True)
-                if opt.eval_every > 0 and session.is_main else None)
-    loop = TrainLoop(opt, session, run, ckpt, total=total, start_step=start_step, sample=sample, evaluate=evaluate,
-                     grid_columns=3)
     weights = (opt.percep_weight, opt.adv_weight, opt.l1_weight)
     for step, epoch, (lr, hr) in loop.over(loader):
-        for schedule in schedules.values():
-            schedule.set_step(step)
         lr, hr = session.to_input(lr), session.to_input(hr)
         if gan:
             losses = gan_step(G_train, D_train, optimizers["G"], optimizers["D"], lr, hr, session.prec, percep,
                               weights)
         else:
             losses = psnr_step(G_train, optimizers["G"], lr, hr, session.prec)
-        loop.after_step(step, epoch, losses, log={"lr": optimizers["G"].param_groups[0]["lr"]})
+        loop.after_step(step, epoch, losses)
     return loop.finish()
 
 

@@ -20,15 +20,13 @@ if not __package__:  # run as a script inside its folder: import the folder as a
 
 import argparse
 
-import torch
-
-from common import image2image as i2i
-from common import inference, superres
+from common import inference
 from common.checkpoint import load_for_inference
 from common.device import pick_device
 from common.errors import UserError
+from .dataset import evaluation_pairs
 from .model import build_generator
-from .utils import MODEL_NAME
+from .utils import MODEL_NAME, report, upscale
 
 
 def parse_opt(argv=None):
@@ -53,16 +51,15 @@ def main(opt) -> list[dict]:
         if len(scales) > 1:
             raise UserError(f"the checkpoints upscale by different factors ({sorted(scales)}): compare one scale")
         if base is None:
-            pairs, what = superres.evaluation_pairs(opt.data, options["scale"])
+            pairs, what = evaluation_pairs(opt.data, options["scale"])
             base = {"model": MODEL_NAME, "scale": options["scale"], "images": what}
-        with torch.no_grad():
-            outputs = [i2i.translate(G, lr, 1, device, options["scale"]).clamp(-1, 1) for lr, _ in pairs]
+        outputs = [upscale(G, lr, device).clamp(-1, 1) for lr, _ in pairs]
         name = f"SRGAN G ({options['stage']} stage, step {payload.get('step')})"
         name = name if name not in models else f"{name} [{path}]"
         models[name] = outputs
         fields[name] = {"stage": options["stage"], "step": payload.get("step"), "checkpoint": str(path)}
     jsonl = Path(opt.jsonl) if opt.jsonl else Path(opt.checkpoint[0]).resolve().parents[1] / "metrics.jsonl"
-    return superres.report(models, pairs, scales.pop(), base, jsonl, opt.crops, fields=fields)
+    return report(models, pairs, scales.pop(), base, jsonl, opt.crops, fields=fields)
 
 
 if __name__ == "__main__":

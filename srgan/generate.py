@@ -5,7 +5,7 @@
 
 G runs in eval mode. An input larger than --tile pixels (LR) on a side is upscaled tile by
 tile, each tile with --tile-overlap pixels of real context on every side of the part that is
-kept (common.image2image.translate_tiled): memory stays bounded and, with an overlap at least
+kept (utils.upscale_tiled): memory stays bounded and, with an overlap at least
 G's reach (about 40 LR pixels for B = 16 blocks), the result is the untiled one, without seams.
 Grey, RGBA and 16-bit files are converted to RGB first (and said so).
 """
@@ -18,11 +18,11 @@ if not __package__:  # run as a script inside its folder: import the folder as a
 
 import argparse
 
-from common import inference, superres
+from common import inference
 from common.cli import positive_int
 from common.device import pick_device
 from .model import build_generator
-from .utils import MODEL_NAME
+from .utils import MODEL_NAME, upscale_files
 
 
 def parse_opt(argv=None):
@@ -42,7 +42,7 @@ def parse_opt(argv=None):
 def main(opt) -> Path:
     device = pick_device(opt.device)
     G, options = inference.load_generator(opt.checkpoint, MODEL_NAME, build_generator, device)
-    return superres.upscale_files(G, options["scale"], opt, device)
+    return upscale_files(G, options["scale"], opt, device)
 
 
 if __name__ == "__main__":

@@ -22,25 +22,26 @@ import argparse
 
 import torch
 import torch.nn.functional as F
+from torch.optim.lr_scheduler import MultiStepLR
 
 from common import device as cdev
 from common import distributed
 from common import run as crun
-from common import superres
 from common.checkpoint import Checkpointer
 from common.cli import add_common_args, positive_int, set_help
 from common.errors import run_main
 from common.loop import TrainLoop, n_params, setup
-from common.schedule import MultiStep
 from common.vgg import vgg19_features
 from .dataset import build_dataset
 from .model import Discriminator, SRResNet
-from .utils import MODEL_NAME, load_init
+from .utils import MODEL_NAME, held_out_evaluator, held_out_sampler, load_init
 
 ARCH_OPTIONS = ("features", "blocks", "scale")
 STAGE_ITERS = {"psnr": 1_000_000, "gan": 200_000}  # Sec. 3.2: 10^6 SRResNet updates; 10^5 + 10^5 SRGAN updates
 VGG_RESCALE = 1 / 12.75  # Sec. 3.2: "rescaled by 1/12.75 to obtain VGG losses of a scale comparable to the MSE loss"
 CONTENT_LAYERS = {"vgg54": "relu5_4", "vgg22": "relu2_2"}  # phi_i,j: after the j-th conv's activation, before pool i
+LR_DROP = 0.1  # Sec. 3.2: the gan stage's 10^5 updates at 1e-4, then 10^5 at 1e-5
+WITHOUT_VGG = "--stage psnr (SRResNet) and --content-loss mse need no VGG"  # what runs without the weights
 
 
 def parse_opt(argv=None):
@@ -157,61 +158,60 @@ def content_loss(opt, device):
     line before training if they are not there)."""
     if opt.content_loss == "mse":
         return mse_loss
-    vgg = vgg19_features(CONTENT_LAYERS[opt.content_loss], opt.vgg_weights).to(device)
+    vgg = vgg19_features(CONTENT_LAYERS[opt.content_loss], opt.vgg_weights, without=WITHOUT_VGG).to(device)
     return lambda sr, hr: vgg_content_loss(vgg, sr, hr)
 
 
 def main(opt) -> Path:
     session = setup(opt, MODEL_NAME)
+    # ---- data: HR crops and their bicubic LR (Sec. 3.2)
     dataset = build_dataset(opt)
     loader = session.loader(dataset, opt.batch_size)
     options = crun.options_dict(opt)
-    G = SRResNet(3, opt.features, opt.blocks, opt.scale)
-    models, optimizers, schedules = {"G": G}, {}, {}
+
+    # ---- models: SRResNet; the gan stage adds D, starts G from the psnr stage and needs VGG19
     gan = opt.stage == "gan"
+    G = SRResNet(3, opt.features, opt.blocks, opt.scale)
+    models = {"G": G}
     content = content_loss(opt, session.device) if gan else None  # before any training: a missing VGG stops here
     if gan and opt.init and not opt.resume:
-        load_init(G, opt.init, MODEL_NAME)
+        load_init(G, opt.init)
     G = session.place(G)
-    optimizers["G"] = cdev.adam(G.parameters(), lr=opt.lr, betas=(opt.beta1, opt.beta2))
-    milestones = [opt.iters // 2] if gan else []  # Sec. 3.2: 10^5 updates at 1e-4, then 10^5 at 1e-5
-    schedules["lr_G"] = MultiStep(optimizers["G"], opt.lr, milestones)
     if gan:
-        D = session.place(Discriminator(3, opt.features, opt.hr_size))
-        models["D"] = D
-        optimizers["D"] = cdev.adam(D.parameters(), lr=opt.lr, betas=(opt.beta1, opt.beta2))
-        schedules["lr_D"] = MultiStep(optimizers["D"], opt.lr, milestones)
+        models["D"] = session.place(Discriminator(3, opt.features, opt.hr_size))
+
+    # ---- optimizers: Adam (beta1 0.9), lr 1e-4; the gan stage drops it to 1e-5 halfway (Sec. 3.2)
+    optimizers = {name: cdev.adam(m.parameters(), lr=opt.lr, betas=(opt.beta1, opt.beta2))
+                  for name, m in models.items()}
+    milestones = [opt.iters // 2] if gan else []
+    schedulers = {name: MultiStepLR(o, milestones, gamma=LR_DROP) for name, o in optimizers.items()}
 
     run = crun.Run(opt.out, options, session.is_main)
     ckpt = Checkpointer(run.checkpoints, model_name=MODEL_NAME, models=models, optimizers=optimizers,
                         scaler=session.prec.scaler, options=options, arch_options=ARCH_OPTIONS,
-                        is_main=session.is_main, states=schedules)
+                        is_main=session.is_main, states={f"lr_{name}": s for name, s in schedulers.items()})
     start_step, _ = ckpt.resume(opt.resume)
     G_train = session.for_training(G)
     D_train = session.for_training(models["D"]) if gan else None
 
-    total = min(opt.iters, opt.max_steps) if opt.max_steps else opt.iters
+    evaluate = held_out_evaluator(G, opt.scale, session.device) if opt.eval_every > 0 and session.is_main else None
+    loop = TrainLoop(opt, session, run, ckpt, total=opt.iters, start_step=start_step,
+                     sample=held_out_sampler(G, opt.scale, opt.hr_size, session.device), evaluate=evaluate,
+                     grid_columns=3, lr_schedulers=schedulers, schedule_every="step")
     if session.is_main:
         d_text = f" / D {n_params(models['D'])}" if gan else ""
         print(f"SRGAN stage {opt.stage} x{opt.scale}: G {n_params(G)}{d_text} parameters; {session.prec}, "
               f"channels_last={session.channels_last}; {len(dataset)} crops/epoch of {opt.hr_size}x{opt.hr_size}, "
-              f"steps {start_step}->{total}")
+              f"steps {start_step}->{loop.total}")
 
-    sample = superres.held_out_sampler(G, opt.scale, opt.hr_size, session.device, unit_output=False)
-    evaluate = (superres.held_out_evaluator(G, opt.scale, session.device, unit_output=False)
-                if opt.eval_every > 0 and session.is_main else None)
-    loop = TrainLoop(opt, session, run, ckpt, total=total, start_step=start_step, sample=sample, evaluate=evaluate,
-                     grid_columns=3)
     for step, epoch, (lr, hr) in loop.over(loader):
-        for schedule in schedules.values():
-            schedule.set_step(step)
         lr, hr = session.to_input(lr), session.to_input(hr)
         if gan:
             losses = gan_step(G_train, D_train, optimizers["G"], optimizers["D"], lr, hr, session.prec, content,
                               opt.adv_weight)
         else:
             losses = psnr_step(G_train, optimizers["G"], lr, hr, session.prec)
-        loop.after_step(step, epoch, losses, log={"lr": optimizers["G"].param_groups[0]["lr"]})
+        loop.after_step(step, epoch, losses)
     return loop.finish()
 
 
