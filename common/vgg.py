@@ -62,16 +62,15 @@ def cached_weights_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / WEIGHTS_FILE
 
 
-SR_WITHOUT = "the PSNR-oriented stage needs no VGG"  # what an SR user can run without the weights
+def missing_weights_message(flag: str = "--vgg-weights", without: str = "") -> str:
+    """Where to put the weights, and (`without`: the calling folder's sentence) what it can run
+    without them."""
+    where = (f"the perceptual loss needs ImageNet VGG19 weights: download {WEIGHTS_URL} into "
+             f"{cached_weights_path().parent}/ (or anywhere, and pass {flag} PATH)")
+    return f"{where}; {without}" if without else where
 
 
-def missing_weights_message(flag: str = "--vgg-weights", without: str = SR_WITHOUT) -> str:
-    """Where to put the weights, and (`without`) what the folder can do without them."""
-    return (f"the perceptual loss needs ImageNet VGG19 weights: download {WEIGHTS_URL} into "
-            f"{cached_weights_path().parent}/ (or anywhere, and pass {flag} PATH); {without}")
-
-
-def load_weights(features: nn.Sequential, path: str | Path, without: str = SR_WITHOUT) -> None:
+def load_weights(features: nn.Sequential, path: str | Path, without: str = "") -> None:
     """Fill `features` from a torchvision VGG19 state dict (its `features.*` keys); a missing,
     unreadable or different file is a one-line UserError naming it."""
     path = Path(path)
@@ -131,7 +130,7 @@ class VGGFeatures(nn.Module):
 
 
 def vgg19_features(until: str, weights: str | Path | None = None, *, random_init: bool = False,
-                   input_range: tuple[float, float] = (-1.0, 1.0), without: str = SR_WITHOUT) -> VGGFeatures:
+                   input_range: tuple[float, float] = (-1.0, 1.0), without: str = "") -> VGGFeatures:
     """VGG19 features up to `until` with ImageNet weights from `weights`, else from torchvision's
     cache; neither: a UserError saying where to put the file and (`without`) what runs without
     it. `random_init=True` (tests only) skips the weights on purpose."""

@@ -21,9 +21,8 @@ if not __package__:  # run as a script inside its folder: import the folder as a
 
 import argparse
 
-from common import inference
 from common.device import pick_device
-from common.errors import UserError
+from common.errors import UserError, run_main
 from .dataset import evaluation_pairs
 from .utils import MODEL_NAME, load_generator, report, signed, upscale
 
@@ -84,4 +83,4 @@ def main(opt) -> list[dict]:
 
 
 if __name__ == "__main__":
-    inference.run_script(parse_opt, main)
+    run_main(lambda: main(parse_opt()))

@@ -23,9 +23,9 @@ if not __package__:  # run as a script inside its folder: import the folder as a
 
 import argparse
 
-from common import inference
 from common.cli import positive_int
 from common.device import pick_device
+from common.errors import run_main
 from .utils import load_generator, signed, upscale_files
 
 
@@ -66,4 +66,4 @@ def main(opt) -> Path:
 
 
 if __name__ == "__main__":
-    inference.run_script(parse_opt, main)
+    run_main(lambda: main(parse_opt()))

@@ -23,7 +23,7 @@ import argparse
 from common import inference
 from common.checkpoint import load_for_inference
 from common.device import pick_device
-from common.errors import UserError
+from common.errors import UserError, run_main
 from .dataset import evaluation_pairs
 from .model import build_generator
 from .utils import MODEL_NAME, report, upscale
@@ -63,4 +63,4 @@ def main(opt) -> list[dict]:
 
 
 if __name__ == "__main__":
-    inference.run_script(parse_opt, main)
+    run_main(lambda: main(parse_opt()))

@@ -21,6 +21,7 @@ import argparse
 from common import inference
 from common.cli import positive_int
 from common.device import pick_device
+from common.errors import run_main
 from .model import build_generator
 from .utils import MODEL_NAME, upscale_files
 
@@ -46,4 +47,4 @@ def main(opt) -> Path:
 
 
 if __name__ == "__main__":
-    inference.run_script(parse_opt, main)
+    run_main(lambda: main(parse_opt()))

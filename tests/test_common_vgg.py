@@ -40,8 +40,10 @@ def test_weights_from_a_file_load_exactly(tmp_path):
 
 def test_missing_wrong_or_corrupt_weights_give_one_clear_line(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))
-    with pytest.raises(UserError, match="vgg19-dcbb9e9d.pth.*--vgg-weights PATH.*needs no VGG"):
+    with pytest.raises(UserError, match=r"vgg19-dcbb9e9d.pth.*--vgg-weights PATH\)$"):
         vgg.vgg19_features("relu5_4")  # nothing in the cache, nothing given: never random, never a download
+    with pytest.raises(UserError, match=r"--vgg-weights PATH\); the other stage needs none$"):  # the folder's sentence
+        vgg.vgg19_features("relu5_4", without="the other stage needs none")
     with pytest.raises(UserError, match="no such file"):
         vgg.vgg19_features("relu5_4", tmp_path / "nope.pth")
     torch.save({"features.0.weight": torch.zeros(1)}, tmp_path / "other.pth")
