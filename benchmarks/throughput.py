@@ -315,7 +315,7 @@ def build_pix2pixhd(cfg, channels_last, device):
     randomly initialised (same compute as ImageNet weights, which the benchmark does not need)."""
     from common.device import adam
     from common.vgg import vgg19_features
-    from pix2pixhd.dataset import encode_input
+    from pix2pixhd.model import encode_input
     from pix2pixhd.model import build_discriminator, build_encoder, build_generator
     from pix2pixhd.train import train_step
 

@@ -1,16 +1,11 @@
 """Semantic label maps, instance maps and photos for pix2pixHD (Wang et al. 2018,
-arXiv:1711.11585), and the maths that turns them into the generator's input.
+arXiv:1711.11585): the datasets, the official folder layout and its augmentation.
 
 Two sources, one item format:
 
-  * `--data scenes` (embedded, offline, the default): procedural street scenes drawn by
-    `make_scene(seed, height, width)`: sky, a row of buildings sharing walls, a sidewalk,
-    a road, trees, poles, people standing side by side, cars parked bumper to bumper.
-    Every building, car and person is an instance with its own colour, so the label map
-    alone cannot tell two touching cars apart (the instance boundary map can, Sec. 3.3)
-    and one label map has many valid looks (what the instance-level feature encoder
-    learns, Sec. 3.4). Training scenes are seeds 0..N-1, held-out scenes
-    HELD_OUT_SEED + i: the two never meet.
+  * `--data scenes` (embedded, offline, the default): the procedural street scenes of
+    scenes.py (`make_scene(seed, height, width)`). Training scenes are seeds 0..N-1,
+    held-out scenes HELD_OUT_SEED + i: the two never meet.
   * a folder in the official (Cityscapes-style) layout:
         <root>/train_label/   class ids, one single-channel PNG per scene (< --label-nc)
         <root>/train_inst/    instance ids (Cityscapes *_instanceIds.png, 16-bit), optional
@@ -27,11 +22,8 @@ Every item is a dict
      "image": FloatTensor 3 x H x W in [-1, 1] (absent for a test split without test_img/),
      "name":  str}
 and datasets are keyed by (index, epoch) (common.data.ResumableSampler), so a resumed run
-sees the same flips and crops.
-
-Instance ids follow Cityscapes: a "thing" (building, car, person here) has id
-class * 1000 + k, "stuff" has id = class, so `inst // 1000` is the class of a thing and
-`inst < 1000` marks stuff (the official encoder's `label = i if i < 1000 else i // 1000`).
+sees the same flips and crops. Instance ids follow Cityscapes (scenes.py). The generator's
+input encoding of an item (one-hot labels, the boundary map) is model.py's encode_input.
 
 Augmentation is the official `--resize_or_crop` (data/base_dataset.py) through
 albumentations with additional_targets: the photo is resized bicubic (area averaging when
@@ -46,7 +38,6 @@ generator can take.
 """
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 
@@ -54,21 +45,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from common import image2image as i2i
+from common import data as cdata
 from common.errors import DataError, UserError
-from .model import generator_in_channels
-
-# ================================================================ classes
-CLASS_NAMES = ("sky", "road", "sidewalk", "building", "vegetation", "pole", "car", "person")
-LABEL_NC = len(CLASS_NAMES)
-SKY, ROAD, SIDEWALK, BUILDING, VEGETATION, POLE, CAR, PERSON = range(LABEL_NC)
-THING_CLASSES = (BUILDING, CAR, PERSON)  # have instances (id = class * 1000 + k); the rest is stuff (id = class)
-# Cityscapes' colours for the same classes, for showing label maps.
-CLASS_COLORS = ((70, 130, 180), (128, 64, 128), (244, 35, 232), (70, 70, 70), (107, 142, 35),
-                (153, 153, 153), (0, 0, 142), (220, 20, 60))
+from .model import input_channels
+from .scenes import CLASS_NAMES, EMBEDDED_SIZE, LABEL_NC, make_scene
 
 EMBEDDED = ("scenes",)
-EMBEDDED_SIZE = (128, 256)  # H x W of --data scenes at its default --load-size 256 (Cityscapes' 1:2)
 HELD_OUT_SEED = 10**6       # held-out scene i is make_scene(HELD_OUT_SEED + i); training scenes are 0..N-1
 SCENES_TRAIN, SCENES_HELD_OUT = 2975, 500  # as many as Cityscapes' train and val splits
 
@@ -76,369 +58,6 @@ RESIZE_OR_CROP = ("scale_width", "scale_width_and_crop", "resize_and_crop", "cro
 CITYSCAPES_LABEL_NC = 35    # the official --label_nc default (Cityscapes labelIds 0..33, plus one)
 OFFICIAL_LOAD_SIZE, OFFICIAL_FINE_SIZE = 1024, 512  # the official --loadSize / --fineSize
 DEFAULT_MULTIPLE = 32       # 2**4 (G1's downsamplings) * 2**1 (one local enhancer)
-
-
-# ================================================================ the generator's input (Sec. 3.3)
-def one_hot(label: torch.Tensor, label_nc: int) -> torch.Tensor:
-    """N x H x W class ids (or N x 1 x H x W) -> float N x label_nc x H x W, 1 at each pixel's
-    class and 0 elsewhere: the one-hot semantic map the official encode_input builds with
-    scatter_. An id >= label_nc raises an index error (the datasets check ids on load)."""
-    if label.dim() == 3:
-        label = label.unsqueeze(1)
-    n, _, h, w = label.shape
-    out = torch.zeros(n, label_nc, h, w, device=label.device)
-    return out.scatter_(1, label.long(), 1.0)
-
-
-def boundary_map(inst: torch.Tensor) -> torch.Tensor:
-    """N x H x W instance ids (or N x 1 x H x W) -> float N x 1 x H x W instance boundary map
-    (Sec. 3.3, Fig. 4), the official `get_edges`: a pixel is 1 where its id differs from its
-    right or lower neighbour, and also where it differs from its left or upper neighbour, so
-    both pixels on either side of a boundary are marked (a boundary is two pixels thick);
-    only the four axis neighbours count, never the diagonals; the image border is not a
-    boundary."""
-    if inst.dim() == 3:
-        inst = inst.unsqueeze(1)
-    edge = torch.zeros(inst.shape, dtype=torch.bool, device=inst.device)
-    horizontal = inst[..., :, 1:] != inst[..., :, :-1]
-    edge[..., :, 1:] |= horizontal
-    edge[..., :, :-1] |= horizontal
-    vertical = inst[..., 1:, :] != inst[..., :-1, :]
-    edge[..., 1:, :] |= vertical
-    edge[..., :-1, :] |= vertical
-    return edge.float()
-
-
-def encode_input(label: torch.Tensor, inst: torch.Tensor | None, label_nc: int,
-                 use_instance: bool = True) -> torch.Tensor:
-    """The generator's (and the conditional discriminator's) input: one_hot(label) and, with
-    instance maps, boundary_map(inst) concatenated on channels: label_nc + 1 channels. With
-    label_nc 0 `label` is already an image (N x 3 x H x W) and passes through (plus the
-    boundary map when instances are used)."""
-    x = label.float() if label_nc == 0 else one_hot(label, label_nc)
-    if use_instance:
-        x = torch.cat([x, boundary_map(inst).to(x.dtype)], dim=1)
-    return x
-
-
-def input_channels(label_nc: int, use_instance: bool, image_nc: int = 3) -> int:
-    """Channels of encode_input's output: model.generator_in_channels without features."""
-    return generator_in_channels(label_nc, use_instance, 0, image_nc)
-
-
-def instance_class(inst: torch.Tensor) -> torch.Tensor:
-    """The class of each pixel from its instance id (Cityscapes: id < 1000 is stuff and
-    the id is the class; otherwise the class is id // 1000)."""
-    return torch.where(inst < 1000, inst, inst // 1000)
-
-
-def palette(label_nc: int = LABEL_NC) -> np.ndarray:
-    """label_nc x 3 uint8 colours for showing label maps: CLASS_COLORS for the scenes'
-    classes, the usual bit-interleaved colour map (as PASCAL VOC's) for any other count."""
-    colours = np.zeros((max(label_nc, 1), 3), np.uint8)
-    for i in range(len(colours)):
-        c, r, g, b = i, 0, 0, 0
-        for shift in range(7, -1, -1):
-            r |= (c & 1) << shift
-            g |= ((c >> 1) & 1) << shift
-            b |= ((c >> 2) & 1) << shift
-            c >>= 3
-        colours[i] = (r, g, b)
-    if label_nc == LABEL_NC:
-        colours[:] = CLASS_COLORS
-    return colours
-
-
-def colorize(label: torch.Tensor, label_nc: int = LABEL_NC) -> torch.Tensor:
-    """Class ids (H x W or N x H x W) -> float (N x) 3 x H x W in [-1, 1], coloured by palette()."""
-    colours = torch.from_numpy(palette(label_nc)).float() / 127.5 - 1.0
-    out = colours[label.long().clamp(0, len(colours) - 1).cpu()]
-    return out.movedim(-1, -3)
-
-
-# ================================================================ procedural street scenes
-FACADES = ((196, 172, 140), (168, 92, 72), (150, 150, 156), (222, 212, 184), (122, 102, 92),
-           (204, 192, 168), (142, 112, 82), (180, 130, 110), (110, 120, 130))
-CAR_PAINTS = ((178, 22, 24), (24, 52, 150), (232, 232, 228), (28, 28, 30), (160, 162, 168),
-              (222, 180, 32), (32, 112, 62), (112, 22, 34), (92, 124, 164), (210, 110, 30))
-SKIN = ((232, 190, 160), (198, 140, 100), (140, 92, 62), (92, 60, 42))
-TROUSERS = ((40, 44, 60), (30, 30, 32), (70, 80, 110), (120, 100, 80), (150, 150, 150))
-
-
-class _Canvas:
-    """Label, instance and colour planes painted back to front (the painter's algorithm)."""
-
-    def __init__(self, height: int, width: int):
-        self.h, self.w = height, width
-        self.label = np.zeros((height, width), np.uint8)
-        self.inst = np.zeros((height, width), np.int32)
-        self.image = np.zeros((height, width, 3), np.float32)
-
-    def region(self, y0: float, y1: float, x0: float, x1: float):
-        """(slices, ys, xs) for the pixels whose centres lie in [y0, y1) x [x0, x1): ys is a
-        column and xs a row of those centres' coordinates; None when no pixel does."""
-        i0, i1 = max(math.ceil(y0 - 0.5), 0), min(math.ceil(y1 - 0.5), self.h)
-        j0, j1 = max(math.ceil(x0 - 0.5), 0), min(math.ceil(x1 - 0.5), self.w)
-        if i0 >= i1 or j0 >= j1:
-            return None
-        ys = np.arange(i0, i1, dtype=np.float32)[:, None] + 0.5
-        xs = np.arange(j0, j1, dtype=np.float32)[None, :] + 0.5
-        return (slice(i0, i1), slice(j0, j1)), ys, xs
-
-    def paint(self, sl, mask, cls: int, iid: int, colour) -> None:
-        """Give the pixels of `mask` (within region `sl`) class cls, instance iid and `colour`
-        (3 values, or an array that broadcasts to the region's h x w x 3)."""
-        img = self.image[sl]
-        mask = np.broadcast_to(mask, img.shape[:2])
-        np.copyto(self.label[sl], cls, where=mask)
-        np.copyto(self.inst[sl], iid, where=mask)
-        np.copyto(img, np.asarray(colour, np.float32), where=mask[..., None])
-
-
-def _smooth_noise(rng: np.random.Generator, grid: tuple[int, int], height: int, width: int) -> np.ndarray:
-    """Low-frequency noise (about unit variance) at height x width: a grid of normal values
-    enlarged bicubically, so it looks the same at any resolution."""
-    import cv2
-
-    return cv2.resize(rng.standard_normal(grid).astype(np.float32), (width, height), interpolation=cv2.INTER_CUBIC)
-
-
-def _jitter(rng: np.random.Generator, colour, sigma: float) -> np.ndarray:
-    return np.asarray(colour, np.float32) + rng.normal(0.0, sigma, 3).astype(np.float32)
-
-
-def make_scene(seed: int, height: int = EMBEDDED_SIZE[0], width: int = EMBEDDED_SIZE[1]):
-    """A street scene seen from across the road, a pure function of (seed, height, width):
-    (label H x W uint8 class ids < LABEL_NC, inst H x W int32 Cityscapes-style instance ids,
-    image H x W x 3 uint8). The layout is drawn in units of the height, so one seed gives the
-    same scene at every resolution (only the finest noise differs).
-
-    Touching instances of one class (buildings sharing walls, cars bumper to bumper, people
-    shoulder to shoulder) are drawn with a dark seam exactly on the pixels the boundary map
-    marks between them (both sides of the wall); each instance has its own colour."""
-    if height < 16 or width < 16:
-        raise UserError(f"scenes need at least 16 x 16 pixels, not {height} x {width}")
-    rng = np.random.default_rng([0x5CE4E, int(seed)])
-    c = _Canvas(height, width)
-    H = float(height)
-    coarse = _smooth_noise(rng, (6, 12), height, width)
-    fine = _smooth_noise(rng, (24, 48), height, width)
-    y_sw = rng.uniform(0.60, 0.68) * H            # where the buildings meet the sidewalk
-    y_rd = y_sw + rng.uniform(0.07, 0.11) * H     # the kerb: the road starts here
-    light = rng.uniform(0.85, 1.1)
-
-    _sky(c, rng, coarse, y_sw)
-    _buildings(c, rng, coarse, y_sw)
-    _ground(c, rng, coarse, fine, y_sw, y_rd)
-    for _ in range(int(rng.integers(0, 4))):
-        _tree(c, rng, fine, y_sw, y_rd)
-    for _ in range(int(rng.integers(0, 3))):
-        _pole(c, rng, y_sw, y_rd)
-    _people(c, rng, y_sw, y_rd)
-    _cars(c, rng, y_rd)
-    _seams(c)
-    image = c.image * light + rng.standard_normal(c.image.shape, dtype=np.float32) * 2.5  # sensor noise
-    return c.label, c.inst, np.clip(np.rint(image), 0, 255).astype(np.uint8)
-
-
-def _sky(c: _Canvas, rng, coarse, y_sw) -> None:
-    top, low = _jitter(rng, (58, 112, 192), 12), _jitter(rng, (178, 202, 226), 8)
-    sl, ys, xs = c.region(0, c.h, 0, c.w)
-    t = np.clip(ys / y_sw, 0, 1)[..., None]
-    clouds = np.clip(coarse - rng.uniform(0.5, 1.2), 0, None)[..., None] * 70.0
-    c.paint(sl, True, SKY, SKY, top * (1 - t) + low * t + clouds)
-
-
-def _buildings(c: _Canvas, rng, coarse, y_sw) -> None:
-    """A row of buildings from the left edge to the right, each touching the next."""
-    H = float(c.h)
-    x, k = -rng.uniform(0.0, 0.4) * H, 0
-    while x < c.w:
-        bw = rng.uniform(0.35, 0.9) * H
-        top = rng.uniform(0.04, 0.42) * H
-        tone = _jitter(rng, FACADES[rng.integers(len(FACADES))], 10)
-        glass = _jitter(rng, (52, 62, 80), 10)
-        ww, wh = rng.uniform(0.035, 0.07) * H, rng.uniform(0.05, 0.09) * H      # window size
-        sx, sy = ww + rng.uniform(0.025, 0.06) * H, wh + rng.uniform(0.035, 0.07) * H  # window pitch
-        mx, my = rng.uniform(0.02, 0.05) * H, rng.uniform(0.03, 0.05) * H        # facade margins
-        ground = rng.uniform(0.07, 0.11) * H                                     # shop floor
-        lit = rng.random((32, 32))                                              # each window's brightness
-        side = rng.uniform(-0.2, 0.2)                                           # light across the facade
-        door = rng.uniform(0.1, 0.8) * bw
-        shop = rng.random() < 0.5
-        r = c.region(top, y_sw, x, x + bw)
-        if r is not None:
-            sl, ys, xs = r
-            u, v = (xs - x) / bw, (ys - top) / max(y_sw - top, 1.0)
-            shade = (1 + side * (u - 0.5)) * (0.9 + 0.1 * v)
-            colour = tone * shade[..., None] + 7.0 * coarse[sl][..., None]
-            colour = np.where((ys < top + 0.02 * H)[..., None], colour * 0.6, colour)  # cornice
-            wx, wy = xs - x - mx, ys - top - my
-            col, row = np.floor(wx / sx).astype(int), np.floor(wy / sy).astype(int)
-            window = ((wx >= 0) & (wx % sx < ww) & (col * sx + ww <= bw - 2 * mx)
-                      & (wy >= 0) & (wy % sy < wh) & (top + my + row * sy + wh <= y_sw - ground))
-            b = lit[row.clip(0) % 32, col.clip(0) % 32]
-            pane = np.where((b > 0.85)[..., None], np.float32([232, 210, 140]), glass * (0.7 + 0.6 * b)[..., None])
-            colour = np.where(window[..., None], pane, colour)
-            floor = ys >= y_sw - ground
-            colour = np.where(floor[..., None], colour * 0.72, colour)
-            if shop:
-                glass_front = floor & (ys < y_sw - 0.02 * H) & (np.abs(u - 0.5) < 0.35) & (np.abs(xs - x - door) > 0.05 * H)
-                colour = np.where(glass_front[..., None], glass * 1.3, colour)
-            door_mask = floor & (ys >= y_sw - 0.085 * H) & (xs >= x + door) & (xs < x + door + 0.05 * H)
-            colour = np.where(door_mask[..., None], np.float32([72, 52, 40]), colour)
-            c.paint(sl, True, BUILDING, BUILDING * 1000 + k, colour)
-        x, k = x + bw, k + 1
-
-
-def _ground(c: _Canvas, rng, coarse, fine, y_sw, y_rd) -> None:
-    H = float(c.h)
-    tone = _jitter(rng, (172, 166, 160), 8)
-    sl, ys, xs = c.region(y_sw, y_rd, 0, c.w)
-    tile = 0.09 * H
-    joints = ((xs + rng.uniform(0, tile)) % tile < max(1.0, 0.008 * H)) | (ys >= y_rd - 0.015 * H)
-    colour = tone * np.where(joints, 0.78, 1.0)[..., None] + 6.0 * fine[sl][..., None]
-    c.paint(sl, True, SIDEWALK, SIDEWALK, colour)
-
-    asphalt = _jitter(rng, (84, 84, 90), 6)
-    sl, ys, xs = c.region(y_rd, c.h, 0, c.w)
-    y_lane = y_rd + rng.uniform(0.5, 0.7) * (H - y_rd)
-    period, phase = 0.5 * H, rng.uniform(0, 0.5 * H)
-    dash = (np.abs(ys - y_lane) < max(0.6, 0.009 * H)) & ((xs + phase) % period < 0.28 * H)
-    colour = asphalt * (1.05 - 0.15 * (ys - y_rd) / (H - y_rd))[..., None] + (5.0 * fine[sl] + 4.0 * coarse[sl])[..., None]
-    colour = np.where(dash[..., None], np.float32([214, 214, 204]), colour)
-    c.paint(sl, True, ROAD, ROAD, colour)
-
-
-def _tree(c: _Canvas, rng, fine, y_sw, y_rd) -> None:
-    H = float(c.h)
-    cx, foot = rng.uniform(0, c.w), y_sw + rng.uniform(0.1, 0.8) * (y_rd - y_sw)
-    rx, ry = rng.uniform(0.12, 0.2) * H, rng.uniform(0.12, 0.2) * H
-    cy = foot - rng.uniform(0.3, 0.42) * H
-    leaves, bark = _jitter(rng, (58, 108, 42), 10), _jitter(rng, (92, 66, 42), 8)
-    tw = 0.028 * H
-    r = c.region(cy, foot, cx - tw / 2, cx + tw / 2)
-    if r is not None:
-        sl, ys, xs = r
-        c.paint(sl, True, VEGETATION, VEGETATION, bark * (0.8 + 0.4 * (xs - cx + tw / 2) / tw)[..., None])
-    r = c.region(cy - 1.4 * ry, cy + 1.4 * ry, cx - 1.4 * rx, cx + 1.4 * rx)
-    if r is not None:
-        sl, ys, xs = r
-        crown = ((xs - cx) / rx) ** 2 + ((ys - cy) / ry) ** 2 + 0.35 * fine[sl] < 1.0
-        colour = leaves * ((0.8 + 0.22 * fine[sl]) * (1.05 - 0.2 * (ys - cy) / ry))[..., None]
-        c.paint(sl, crown, VEGETATION, VEGETATION, colour)
-
-
-def _pole(c: _Canvas, rng, y_sw, y_rd) -> None:
-    H = float(c.h)
-    cx, foot = rng.uniform(0, c.w), y_sw + rng.uniform(0.2, 0.9) * (y_rd - y_sw)
-    top, pw = foot - rng.uniform(0.4, 0.55) * H, max(0.016 * H, 1.0)
-    metal = _jitter(rng, (118, 120, 126), 10)
-    arm = rng.choice([-1.0, 1.0]) * rng.uniform(0.05, 0.1) * H
-    for y0, y1, x0, x1 in ((top, foot, cx - pw / 2, cx + pw / 2),
-                           (top, top + pw, min(cx, cx + arm), max(cx, cx + arm))):
-        r = c.region(y0, y1, x0, x1)
-        if r is not None:
-            sl, ys, xs = r
-            c.paint(sl, True, POLE, POLE, metal * (0.75 + 0.5 * np.clip((xs - x0) / (x1 - x0), 0, 1))[..., None]
-                    * np.ones_like(ys)[..., None])
-
-
-def _people(c: _Canvas, rng, y_sw, y_rd) -> None:
-    """Up to two groups of one to three people standing on the sidewalk shoulder to shoulder."""
-    H, k = float(c.h), 0
-    for _ in range(int(rng.integers(0, 3))):
-        size = int(rng.choice([1, 2, 3], p=[0.4, 0.4, 0.2]))
-        x0, feet = rng.uniform(0, c.w), y_sw + rng.uniform(0.3, 0.95) * (y_rd - y_sw)
-        ph = rng.uniform(0.22, 0.28) * H
-        pw = 0.3 * ph
-        for j in range(size):
-            skin = _jitter(rng, SKIN[rng.integers(len(SKIN))], 6)
-            shirt = rng.uniform(30, 230, 3).astype(np.float32)
-            legs = _jitter(rng, TROUSERS[rng.integers(len(TROUSERS))], 6)
-            px, top = x0 + j * pw, feet - ph
-            r = c.region(top, feet, px, px + pw)
-            if r is not None:
-                sl, ys, xs = r
-                u, v = (xs - px) / pw, (ys - top) / ph
-                rh = 0.09 * ph
-                head = (xs - px - pw / 2) ** 2 + (ys - top - rh) ** 2 < rh ** 2
-                torso = (v >= 0.17) & (v < 0.58)
-                leg = (v >= 0.58) & (((u >= 0.12) & (u < 0.46)) | ((u >= 0.54) & (u < 0.88)))
-                colour = np.where(head[..., None], skin, np.where(torso[..., None], shirt * (0.85 + 0.3 * u)[..., None], legs))
-                c.paint(sl, head | torso | leg, PERSON, PERSON * 1000 + k, colour)
-            k += 1
-
-
-def _cars(c: _Canvas, rng, y_rd) -> None:
-    """A row of cars parked along the kerb, most bumper to bumper, and sometimes one nearer."""
-    H, k = float(c.h), 0
-    y_cb = y_rd + rng.uniform(0.06, 0.1) * H
-    x = rng.uniform(-0.5, 0.6) * H
-    for _ in range(int(rng.integers(2, 6))):
-        length = rng.uniform(0.34, 0.48) * H
-        _car(c, rng, x, y_cb, length, CAR * 1000 + k)
-        k += 1
-        x += length + (0.0 if rng.random() < 0.65 else rng.uniform(0.05, 0.4) * H)
-        if x >= c.w:
-            break
-    if rng.random() < 0.5:
-        length = rng.uniform(0.5, 0.7) * H
-        _car(c, rng, rng.uniform(-0.3 * H, c.w - 0.3 * H), H + rng.uniform(-0.04, 0.02) * H, length, CAR * 1000 + k)
-
-
-def _car(c: _Canvas, rng, x: float, y_cb: float, length: float, iid: int) -> None:
-    """A car seen from the side, its wheels touching the ground at y_cb, [x, x + length) long."""
-    paint = _jitter(rng, CAR_PAINTS[rng.integers(len(CAR_PAINTS))], 10)
-    facing_right = rng.random() < 0.5
-    L = length
-    r = 0.1 * L                                      # wheel radius
-    body_top, body_bottom = y_cb - 0.34 * L, y_cb - 0.5 * r
-    cabin_top = y_cb - rng.uniform(0.52, 0.6) * L
-    region = c.region(cabin_top, y_cb, x, x + L)
-    if region is None:
-        return
-    sl, ys, xs = region
-    u = (xs - x) / L
-    if not facing_right:
-        u = 1.0 - u
-    body = (ys >= body_top) & (ys < body_bottom) & np.ones_like(u, bool)
-    t = np.clip((ys - cabin_top) / (body_top - cabin_top), 0, 1)      # 0 at the roof, 1 at the body
-    left, right = 0.30 - 0.12 * t, 0.70 + 0.12 * t
-    cabin = (ys >= cabin_top) & (ys < body_top) & (u >= left) & (u < right)
-    inset = 0.035
-    window = (cabin & (ys >= cabin_top + 0.04 * L) & (ys < body_top - 0.01 * L)
-              & (u >= left + inset) & (u < right - inset) & (np.abs(u - 0.52) > 0.015))
-    wheels = np.zeros_like(body)
-    hubs = np.zeros_like(body)
-    for cu in (0.2, 0.8):
-        d2 = (xs - x - cu * L) ** 2 + (ys - (y_cb - r)) ** 2
-        wheels |= d2 < r * r
-        hubs |= d2 < (0.45 * r) ** 2
-    shade = (1.12 - 0.3 * np.clip((ys - cabin_top) / (body_bottom - cabin_top), 0, 1)) * np.ones_like(u)
-    colour = paint * shade[..., None]
-    colour = np.where((body & (np.abs(u - 0.52) < 0.006 + 0.5 / L))[..., None], colour * 0.7, colour)  # door gap
-    colour = np.where(window[..., None], np.float32([46, 56, 72]) * (1.3 - 0.5 * t)[..., None], colour)
-    head = body & (u > 0.965) & (ys < body_top + 0.35 * (body_bottom - body_top))
-    tail = body & (u < 0.025) & (ys < body_top + 0.35 * (body_bottom - body_top))
-    colour = np.where(head[..., None], np.float32([236, 228, 176]), colour)
-    colour = np.where(tail[..., None], np.float32([176, 26, 26]), colour)
-    colour = np.where(wheels[..., None], np.float32([24, 24, 26]), colour)
-    colour = np.where(hubs[..., None], np.float32([150, 150, 156]), colour)
-    c.paint(sl, body | cabin | wheels, CAR, iid, colour)
-
-
-def _seams(c: _Canvas) -> None:
-    """Darken the pixels on both sides of every boundary between two instances of the same
-    class: the same pixels boundary_map marks there, so what the boundary map says is seen."""
-    seam = np.zeros(c.inst.shape, bool)
-    d = (c.inst[:, 1:] != c.inst[:, :-1]) & (c.label[:, 1:] == c.label[:, :-1])
-    seam[:, 1:] |= d
-    seam[:, :-1] |= d
-    d = (c.inst[1:] != c.inst[:-1]) & (c.label[1:] == c.label[:-1])
-    seam[1:] |= d
-    seam[:-1] |= d
-    c.image[seam] *= 0.55
 
 
 # ================================================================ sizes and augmentation
@@ -475,7 +94,7 @@ def transform(src: tuple[int, int], dst: tuple[int, int], *, crop: int | None, f
     (additional_targets "label" and "inst"; "label" is an image for label_nc 0)."""
     import cv2
 
-    A = i2i.albumentations()
+    A = cdata.albumentations()
     steps = []
     if dst != tuple(src):
         shrink = dst[0] < src[0] and dst[1] < src[1]
@@ -492,11 +111,11 @@ def make_item(label: np.ndarray, inst: np.ndarray | None, image: np.ndarray | No
     """The item dict from numpy planes: label (H x W ids, or H x W x 3 for label_nc 0),
     inst (H x W ids or None -> zeros), image (H x W x 3 uint8 or None -> no "image" key)."""
     h, w = label.shape[:2]
-    item = {"label": i2i.to_tensor(label) if label.ndim == 3 else torch.from_numpy(label.astype(np.int64)),
+    item = {"label": cdata.to_tensor(label) if label.ndim == 3 else torch.from_numpy(label.astype(np.int64)),
             "inst": (torch.zeros(h, w, dtype=torch.long) if inst is None
                      else torch.from_numpy(inst.astype(np.int64)))}
     if image is not None:
-        item["image"] = i2i.to_tensor(image)
+        item["image"] = cdata.to_tensor(image)
     item["name"] = name
     return item
 
@@ -533,10 +152,10 @@ class EmbeddedScenes(Dataset):
         return self.length
 
     def __getitem__(self, key):
-        index, epoch = i2i.split_key(key)
+        index, epoch = cdata.split_key(key)
         seed = self.scene_seed(index)
         label, inst, image = make_scene(seed, self.height, self.width)
-        out = i2i.augment(self.transform, i2i.item_seed(self.seed, epoch, index), image, label=label, inst=inst)
+        out = cdata.augment(self.transform, cdata.item_seed(self.seed, epoch, index), image, label=label, inst=inst)
         return make_item(out["label"], None if self.no_instance else out["inst"], out["image"], f"scene_{seed:07d}")
 
 
@@ -615,7 +234,7 @@ class LabelFolder(Dataset):
         if not label_dir.is_dir():
             raise DataError(f"--data {root}: no {label_dir.name}/ folder (the official layout: {phase}_label/, "
                             f"{phase}_inst/, {phase}_img/; or use --data scenes)")
-        self.labels = i2i.image_files(label_dir)
+        self.labels = cdata.list_images(label_dir)
         if not image_dir.is_dir() and train:
             raise DataError(f"--data {root}: no {image_dir.name}/ folder (the photos to train on)")
         if label_nc > 0 and not no_instance and not inst_dir.is_dir():
@@ -623,8 +242,8 @@ class LabelFolder(Dataset):
                             f"(Sec. 3.3): add them, or train without with --no-instance")
         self.use_instance = not no_instance and inst_dir.is_dir()
         self.label_dir = label_dir
-        self.images = i2i.image_files(image_dir) if image_dir.is_dir() else None
-        self.insts = i2i.image_files(inst_dir) if self.use_instance else None
+        self.images = cdata.list_images(image_dir) if image_dir.is_dir() else None
+        self.insts = cdata.list_images(inst_dir) if self.use_instance else None
         for other in (self.images, self.insts):
             if other is not None and len(other) != len(self.labels):
                 raise DataError(f"{label_dir} has {len(self.labels)} files but {other[0].parent} has {len(other)} "
@@ -663,10 +282,10 @@ class LabelFolder(Dataset):
         return self.transforms[src]
 
     def __getitem__(self, key):
-        index, epoch = i2i.split_key(key)
+        index, epoch = cdata.split_key(key)
         path = self.labels[index]
         if self.label_nc == 0:
-            label = i2i.read_rgb(path)
+            label = cdata.read_rgb(path)
         else:
             label = read_ids(path, "label map")
             if label.max(initial=0) >= self.label_nc or label.min(initial=0) < 0:
@@ -674,13 +293,13 @@ class LabelFolder(Dataset):
                 raise DataError(f"{path}: label value {bad} is outside 0..{self.label_nc - 1} (--label-nc "
                                 f"{self.label_nc}; Cityscapes labelIds need 35)")
             label = label.astype(np.uint8) if self.label_nc <= 256 else label
-        image = i2i.read_rgb(self.images[index]) if self.images is not None else None
+        image = cdata.read_rgb(self.images[index]) if self.images is not None else None
         targets = {"label": label}
         if self.insts is not None:
             targets["inst"] = read_ids(self.insts[index], "instance map")
         src = self.sizes[index]
         dummy = np.zeros((*src, 3), np.uint8) if image is None else image  # albumentations wants an image
-        out = i2i.augment(self._transform(src, path), i2i.item_seed(self.seed, epoch, index), dummy, **targets)
+        out = cdata.augment(self._transform(src, path), cdata.item_seed(self.seed, epoch, index), dummy, **targets)
         return make_item(out["label"], out.get("inst"), None if image is None else out["image"],
                          path.relative_to(self.label_dir).as_posix())
 
@@ -762,3 +381,17 @@ def evaluation_scenes(opt, n: int = 8, *, multiple: int = DEFAULT_MULTIPLE) -> t
     from torch.utils.data import default_collate
 
     return default_collate(items), what
+
+
+def sample_scenes(opt, dataset: Dataset, multiple: int, n: int = 4) -> dict:
+    """The fixed scenes of train.py's sample grids: evaluation_scenes (held-out scenes, a
+    folder's test, else val, split) or, for a folder without one, its first training items as
+    they were drawn in epoch 0 (those of the first one's size)."""
+    try:
+        return evaluation_scenes(opt, n, multiple=multiple)[0]
+    except DataError:
+        from torch.utils.data import default_collate
+
+        items = [dataset[(i, 0)] for i in range(min(n, len(dataset)))]
+        same = [it for it in items if it["label"].shape == items[0]["label"].shape]  # one size per grid
+        return default_collate(same)

@@ -21,23 +21,15 @@ if not __package__:  # run as a script inside its folder: import the folder as a
     __package__ = Path(__file__).parent.name
 
 import argparse
-from types import SimpleNamespace
 
-import torch
-
-from common import inference
 from common import metrics
 from common.cli import positive_int
 from common.device import pick_device
-from common.errors import UserError
-from .dataset import EMBEDDED, HELD_OUT_SEED, build_dataset
-from .generate import load_model, style_setup
-from .model import size_multiple
-from .segmentation import (cache_path, cache_settings, load_segmenter, render_scenes, score_images,
-                                    to_signed)
-from .utils import synthesize
+from common.errors import UserError, run_main
+from .dataset import EMBEDDED, HELD_OUT_SEED
+from .segmentation import render_scenes, score_images, to_signed
+from .utils import MODEL_NAME, HeldOut, load_model, scores, style_setup
 
-MODEL_NAME = "pix2pixhd"
 REFERENCE_SEED = 500_000  # the FID floor's second real set: scenes from here (neither training nor held out)
 
 
@@ -52,42 +44,8 @@ def parse_opt(argv=None):
     p.add_argument("--seed", type=int, default=0, help="seed of the random styles (default 0)")
     p.add_argument("--jsonl", default=None, help="append results here (default: <run>/metrics.jsonl)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps (default auto)")
-    p.set_defaults(n_styles=1)  # generate.style_setup's: one look per label map
+    p.set_defaults(n_styles=1)  # utils.style_setup's: one look per label map
     return p.parse_args(argv)
-
-
-def held_out(options: dict, n: int) -> dict:
-    """The first n held-out scenes as one batch, at the run's scene size, never augmented."""
-    ds = build_dataset(SimpleNamespace(**options), "test", train=False, multiple=size_multiple(options))
-    if n > len(ds):
-        raise UserError(f"--n {n}: there are {len(ds)} held-out scenes")
-    from torch.utils.data import default_collate
-
-    return default_collate([ds[i] for i in range(n)])
-
-
-class HeldOut:
-    """What every score is measured against, built once: the first n held-out scenes, the
-    segmenter for their size (and its cache name), and the features of their real images."""
-
-    def __init__(self, options: dict, n: int):
-        self.batch, self.n, self.label_nc = held_out(options, n), n, options["label_nc"]
-        h, w = self.batch["image"].shape[-2:]
-        self.segmenter = load_segmenter(h, w)
-        self.segmenter_name = cache_path(cache_settings(h, w)).name
-        self.extractor = metrics.feature_extractor("offline", "scenes")
-        self.real_features = metrics.extract(self.extractor, self.batch["image"])[0]
-
-
-def scores(G, E, held: HeldOut, options: dict, device, *, style: str = "encode", centres=None,
-           seed: int = 0) -> dict:
-    """Sec. 4.1 on the held-out scenes: the segmentation scores and FID of G's images. The real
-    images' own figures are `reference_scores`."""
-    g = torch.Generator().manual_seed(seed)
-    fakes = synthesize(G, E, held.batch, options, device, style=style, centres=centres, generator=g)
-    seg = score_images(held.segmenter, fakes, held.batch["label"], held.label_nc)
-    return {"pixel_acc": seg["pixel_acc"], "mean_iou": seg["mean_iou"],
-            "fid": metrics.fid(held.real_features, metrics.extract(held.extractor, fakes)[0]), "n": held.n}
 
 
 def reference_scores(held: HeldOut) -> dict:
@@ -98,15 +56,6 @@ def reference_scores(held: HeldOut) -> dict:
     seg = score_images(held.segmenter, held.batch["image"], held.batch["label"], held.label_nc)
     return {"pixel_acc": seg["pixel_acc"], "mean_iou": seg["mean_iou"],
             "fid": metrics.fid(held.real_features, metrics.extract(held.extractor, others)[0]), "n": held.n}
-
-
-def periodic_evaluation(G, E, opt, options: dict, device, n: int):
-    """train.py --eval-every: the same scores on n held-out scenes, the scenes, segmenter and
-    real features built once (E encodes the real image: the clusters come after training)."""
-    if opt.data not in EMBEDDED:
-        raise UserError("--eval-every: the scene segmenter knows the embedded scenes only (--data scenes)")
-    held = HeldOut(options, n)
-    return lambda: scores(G, E, held, options, device)
 
 
 def main(opt) -> list[dict]:
@@ -134,4 +83,4 @@ def main(opt) -> list[dict]:
 
 
 if __name__ == "__main__":
-    inference.run_script(parse_opt, main)
+    run_main(lambda: main(parse_opt()))

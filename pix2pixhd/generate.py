@@ -16,7 +16,7 @@ With Sec. 3.4's features (models trained with --instance-feat), --style picks th
 every instance: `random` (default: a k-means centre of its class drawn per instance, seeded by
 --seed), `cluster=K` (centre K for every class), or `encode` (the real image's own features,
 only for the held-out rows). The centres are the run's features_clustered.npz, written at
-the end of training.
+the end of training (or by cluster_features.py).
 """
 import sys
 from pathlib import Path
@@ -31,17 +31,14 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from common import image2image as i2i
-from common import inference
-from common.checkpoint import load_for_inference, load_state_checked
+from common import data as cdata
 from common.cli import positive_int
 from common.device import pick_device
-from common.errors import UserError
+from common.errors import UserError, run_main
 from common.run import save_grid
 from .dataset import evaluation_scenes, read_ids
-from .model import build_encoder, build_generator, size_multiple
-from .train import MODEL_NAME, STYLES_FILE
-from .utils import load_styles, parse_style, sample_rows, shown_labels, synthesize
+from .model import size_multiple
+from .utils import STYLES_FILE, load_model, parse_style, sample_rows, shown_labels, style_setup, synthesize
 
 ROWS_NAME = "pix2pixhd_rows.png"
 
@@ -75,33 +72,6 @@ def parse_opt(argv=None):
     return opt
 
 
-def load_model(path, device):
-    """(G, E or None, options, payload): G (and E, with Sec. 3.4 features) from a checkpoint."""
-    payload = load_for_inference(path, MODEL_NAME)
-    G, options = inference.load_generator(path, MODEL_NAME, build_generator, device, payload=payload)
-    E = build_encoder(options)
-    if E is not None:
-        load_state_checked(E, payload["models"]["E"], what="E", path=path)
-        E = E.to(device).eval()
-    return G, E, options, payload
-
-
-def style_setup(opt, E, checkpoint: Path) -> tuple[str, dict | None]:
-    """(style, k-means centres) for this run; a style asked of a model without features is an error."""
-    if E is None:
-        if opt.style not in (None, "encode") or opt.n_styles > 1:
-            raise UserError(f"{checkpoint} was trained without --instance-feat: it has one look per label map "
-                            f"(no --style / --n-styles)")
-        return "encode", None
-    style = opt.style or "random"
-    if style == "encode" and opt.n_styles == 1:
-        return style, None
-    path = Path(opt.styles) if opt.styles else checkpoint.resolve().parent.parent / STYLES_FILE
-    if not path.is_file():
-        raise UserError(f"no k-means styles at {path}: train.py writes them when training ends (or pass --styles NPZ)")
-    return style, load_styles(path)
-
-
 # ------------------------------------------------------------------- held-out rows
 def held_out_rows(G, E, options: dict, opt, device, style: str, centres) -> Path:
     multiple = size_multiple(options)
@@ -125,10 +95,10 @@ def held_out_rows(G, E, options: dict, opt, device, style: str, centres) -> Path
 
 # ----------------------------------------------------------------------- files
 def paired_files(label: str, inst: str | None) -> list[tuple[Path, Path | None]]:
-    labels = i2i.input_files(label, "--label")
+    labels = cdata.input_files(label, "--label")
     if inst is None:
         return [(f, None) for f in labels]
-    insts = i2i.input_files(inst, "--inst")
+    insts = cdata.input_files(inst, "--inst")
     if len(insts) != len(labels):
         raise UserError(f"--label has {len(labels)} map(s) but --inst {len(insts)}: they pair by sorted order")
     return list(zip(labels, insts))
@@ -138,7 +108,7 @@ def read_maps(label_path: Path, inst_path: Path | None, options: dict) -> tuple[
     """(label, inst) as integer arrays; the checks of the one-line errors."""
     label_nc = options["label_nc"]
     if label_nc == 0:
-        label = i2i.read_rgb(label_path)
+        label = cdata.read_rgb(label_path)
     else:
         label = read_ids(label_path, "label map")
         if label.max() >= label_nc or label.min() < 0:
@@ -177,10 +147,10 @@ def synthesize_files(G, E, options: dict, opt, device, style: str, centres) -> P
         label, inst = read_maps(label_path, inst_path, options)
         h, w = label.shape[:2]
         lab = padded(label, multiple)
-        batch = {"label": (i2i.to_tensor(lab) if options["label_nc"] == 0 else torch.from_numpy(lab).long())[None],
+        batch = {"label": (cdata.to_tensor(lab) if options["label_nc"] == 0 else torch.from_numpy(lab).long())[None],
                  "inst": torch.from_numpy(padded(inst, multiple)).long()[None]}
         image = synthesize(G, E, batch, options, device, style=style, centres=centres, generator=g)[0, :, :h, :w]
-        i2i.save_image(image, i2i.output_path(label_path, None if single else Path(opt.label), out))
+        cdata.save_image(image, cdata.output_path(label_path, None if single else Path(opt.label), out))
     print(f"wrote {len(pairs)} image(s) to {out}")
     return out
 
@@ -195,4 +165,4 @@ def main(opt) -> Path:
 
 
 if __name__ == "__main__":
-    inference.run_script(parse_opt, main)
+    run_main(lambda: main(parse_opt()))

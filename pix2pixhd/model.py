@@ -21,6 +21,10 @@ then a 1-channel convolution; 4x4 kernels, LeakyReLU 0.2, no norm on C64) run on
 (label, image) pair at full, 1/2 and 1/4 resolution. Every layer's output is returned: the
 feature matching loss L_FM of Sec. 3.2 compares them between real and fake.
 
+Sec. 3.3, the input G and D read (`encode_input`): the label map one-hot encoded, plus the
+instance boundary map, concatenated on channels (where the official code builds it too: in
+the model, not in the data loader).
+
 Sec. 3.4, instance-level feature embedding: an encoder-decoder E maps the real image to a
 low-dimensional feature map, averaged over every instance, which G reads as extra input
 channels; at test time the features come from k-means cluster centres.
@@ -99,6 +103,56 @@ def size_multiple(options: dict) -> int:
     each local enhancer adds one more halving (its input pyramid plus its stride-2 front-end),
     so 2**(n_downsample_global + n_local_enhancers): 16 for G1 alone, 32 with one enhancer."""
     return 2 ** (_opt(options, "n_downsample_global") + _opt(options, "n_local_enhancers"))
+
+
+# ------------------------------------------------------- Sec. 3.3: the generator's input
+# The official code builds this in its model (pix2pixHD_model.py: encode_input, get_edges),
+# not in its data loader: the datasets hand over class ids and instance ids as they are.
+def one_hot(label: torch.Tensor, label_nc: int) -> torch.Tensor:
+    """N x H x W class ids (or N x 1 x H x W) -> float N x label_nc x H x W, 1 at each pixel's
+    class and 0 elsewhere: the one-hot semantic map the official encode_input builds with
+    scatter_. An id >= label_nc raises an index error (the datasets check ids on load)."""
+    if label.dim() == 3:
+        label = label.unsqueeze(1)
+    n, _, h, w = label.shape
+    out = torch.zeros(n, label_nc, h, w, device=label.device)
+    return out.scatter_(1, label.long(), 1.0)
+
+
+def boundary_map(inst: torch.Tensor) -> torch.Tensor:
+    """N x H x W instance ids (or N x 1 x H x W) -> float N x 1 x H x W instance boundary map
+    (Sec. 3.3, Fig. 4), the official `get_edges`: a pixel is 1 where its id differs from its
+    right or lower neighbour, and also where it differs from its left or upper neighbour, so
+    both pixels on either side of a boundary are marked (a boundary is two pixels thick);
+    only the four axis neighbours count, never the diagonals; the image border is not a
+    boundary."""
+    if inst.dim() == 3:
+        inst = inst.unsqueeze(1)
+    edge = torch.zeros(inst.shape, dtype=torch.bool, device=inst.device)
+    horizontal = inst[..., :, 1:] != inst[..., :, :-1]
+    edge[..., :, 1:] |= horizontal
+    edge[..., :, :-1] |= horizontal
+    vertical = inst[..., 1:, :] != inst[..., :-1, :]
+    edge[..., 1:, :] |= vertical
+    edge[..., :-1, :] |= vertical
+    return edge.float()
+
+
+def encode_input(label: torch.Tensor, inst: torch.Tensor | None, label_nc: int,
+                 use_instance: bool = True) -> torch.Tensor:
+    """The generator's (and the conditional discriminator's) input: one_hot(label) and, with
+    instance maps, boundary_map(inst) concatenated on channels: label_nc + 1 channels. With
+    label_nc 0 `label` is already an image (N x 3 x H x W) and passes through (plus the
+    boundary map when instances are used). E's features (Sec. 3.4) are appended by the caller."""
+    x = label.float() if label_nc == 0 else one_hot(label, label_nc)
+    if use_instance:
+        x = torch.cat([x, boundary_map(inst).to(x.dtype)], dim=1)
+    return x
+
+
+def input_channels(label_nc: int, use_instance: bool, image_nc: int = 3) -> int:
+    """Channels of encode_input's output: generator_in_channels without features."""
+    return generator_in_channels(label_nc, use_instance, 0, image_nc)
 
 
 # ------------------------------------------------------------------------------ layer blocks

@@ -12,7 +12,7 @@ which is the ceiling a perfect synthesis reaches.
 Our deviation: the paper uses PSPNet (Zhao et al. 2017, ResNet-101, trained on Cityscapes
 at 2048 x 1024). Offline and on two CPU cores there is no such network, so this module
 trains a small fully convolutional encoder-decoder (`Segmenter`, about 200k parameters)
-deterministically on the embedded procedural street scenes (pix2pixhd.dataset.make_scene,
+deterministically on the embedded procedural street scenes (pix2pixhd.scenes.make_scene,
 training seeds only) and caches it per machine (`load_segmenter`). Its scores are therefore
 "segmentation scores by the offline scene segmenter on procedural scenes", not comparable
 with the paper's Cityscapes numbers; only the protocol is the paper's. For a folder of
@@ -38,7 +38,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .dataset import HELD_OUT_SEED, LABEL_NC, make_scene
+from .dataset import HELD_OUT_SEED
+from .scenes import LABEL_NC, make_scene
 
 VERSION = 1  # bump when the architecture or the training recipe changes: cached copies are then retrained
 CHANNELS = (16, 32, 48, 64)  # full, 1/2, 1/4 and 1/8 resolution

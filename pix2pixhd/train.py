@@ -9,12 +9,16 @@ The paper's schedule (Sec. 3.2) is three commands (README, Running):
         --load-global runs/g1/checkpoints/last.pt --out runs/g12    # 2.+3. G2 with G1 fixed for
                                                                     #   --niter-fix-global epochs, then both
 
-Each step (Sec. 3.2-3.4): G reads the one-hot label map + the instance boundary map (+ E's
-instance-averaged features of the real image with --instance-feat); D_1..D_3 see (labels,
-image) at three scales. G minimises the least-squares GAN loss + lambda * feature matching
-(eq. 4, lambda = 10) + lambda * the VGG perceptual loss the official code adds; D minimises
-its least-squares loss, halved. Adam lr 2e-4, beta1 0.5, batch 1; constant for 100 epochs,
-then linear decay to 0 over 100.
+Each step (Sec. 3.2-3.4, train_step): G reads the one-hot label map + the instance boundary map
+(+ E's instance-averaged features of the real image with --instance-feat); D_1..D_3 see
+(labels, image) at three scales. G minimises the least-squares GAN loss + lambda * feature
+matching (eq. 4, lambda = 10) + lambda * the VGG perceptual loss the official code adds; then D
+minimises its least-squares loss, halved. Adam lr 2e-4, beta1 0.5, batch 1; constant for 100
+epochs, then linear decay to 0 over 100 (linear_decay).
+
+With --instance-feat, the end of training is Sec. 3.4's clustering: E encodes every training
+scene and k-means gives each class its looks (<run>/features_clustered.npz, which generate.py
+--style reads). cluster_features.py does the same for any checkpoint.
 """
 import sys
 from pathlib import Path
@@ -24,32 +28,28 @@ if not __package__:  # run as a script inside its folder: import the folder as a
     __package__ = Path(__file__).parent.name
 
 import argparse
-import copy
 
-import numpy as np
 import torch
+import torch.nn.functional as F
+from torch.optim.lr_scheduler import LambdaLR
 
 from common import device as cdev
 from common import distributed
 from common import run as crun
-from common.checkpoint import Checkpointer, load_file, load_state_checked
+from common.checkpoint import Checkpointer
 from common.cli import add_common_args, non_negative_float, positive_int, set_help
-from common.errors import CheckpointError, DataError, UserError, run_main
+from common.errors import UserError, run_main
 from common.loop import TrainLoop, n_params, setup
-from common.schedule import LinearDecay
 from common.vgg import vgg19_features
-from .dataset import (RESIZE_OR_CROP, build_dataset, default_fine_size, default_label_nc,
-                               default_load_size, encode_input, evaluation_scenes)
-from .model import build_discriminator, build_encoder, build_generator, size_multiple
-from .utils import (GlobalFreeze, cluster_styles, encode_styles, feature_matching_loss,
-                             lsgan_discriminator_loss, lsgan_generator_loss, save_styles, synthesize,
-                             sample_rows, vgg_loss)
+from .dataset import (RESIZE_OR_CROP, build_dataset, default_fine_size, default_label_nc, default_load_size,
+                      sample_scenes)
+from .model import build_discriminator, build_encoder, build_generator, encode_input, size_multiple
+from .utils import (MODEL_NAME, STYLES_FILE, GlobalFreeze, load_global_stage, periodic_evaluation, sample_rows,
+                    synthesize, write_styles)
 
-MODEL_NAME = "pix2pixhd"
 ARCH_OPTIONS = ("label_nc", "input_nc", "output_nc", "no_instance", "instance_feat", "label_feat", "feat_num",
                 "ngf", "n_downsample_global", "n_blocks_global", "n_local_enhancers", "n_blocks_local", "ndf",
                 "n_layers_D", "num_D", "nef", "n_downsample_E")
-STYLES_FILE = "features_clustered.npz"  # <run>/: the k-means centres of Sec. 3.4 (generate.py --style)
 
 
 def parse_opt(argv=None):
@@ -63,7 +63,8 @@ def parse_opt(argv=None):
                    help="no instance boundary map (Sec. 3.3; default: its channel is added to G's and D's input)")
     g.add_argument("--instance-feat", action="store_true",
                    help="Sec. 3.4: G also reads E's features averaged over each instance (official --instance_feat; "
-                        "default off, as the official code)")
+                        "default off, as the official code); the run ends by clustering them for generate.py --style "
+                        "(as cluster_features.py does)")
     g.add_argument("--label-feat", action="store_true",
                    help="the same, averaged over each semantic label instead (official --label_feat)")
     g.add_argument("--feat-num", type=positive_int, default=3, help="length of E's feature vector (default 3)")
@@ -150,96 +151,113 @@ def resolve(opt, parser) -> None:
         parser.error("--instance-feat / --label-feat need label maps (--label-nc > 0)")
 
 
-# ----------------------------------------------------------------- stage 1 -> stage 2
-def load_global_stage(G, D, E, path: str) -> str:
-    """The official --load_pretrain for the local-enhancer stage: a stage-1 (G1 alone) checkpoint's
-    G into this G's G1, and its D and E where their shapes fit (D's don't when --num-D or the
-    widths changed). Returns a note of what was loaded; a wrong file is one clear line."""
-    payload = load_file(path)
-    if payload.get("model_name") != MODEL_NAME or payload.get("options", {}).get("n_local_enhancers", 0) != 0:
-        raise CheckpointError(f"--load-global {path}: not a stage-1 pix2pixhd checkpoint (--n-local-enhancers 0)")
-    try:
-        G.load_global(payload["models"]["G"])
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[-1].strip()
-        raise CheckpointError(f"--load-global {path}: its G does not fit this G1 (stage 1's --ngf must be twice "
-                              f"this run's, and the label/instance options the same): {first}") from exc
-    loaded = ["G1"]
-    for name, net in (("D", D), ("E", E)):
-        if net is not None and name in payload["models"]:
-            try:
-                load_state_checked(net, payload["models"][name], what=name, path=path)
-                loaded.append(name)
-            except CheckpointError:
-                pass  # a different D (more scales, other widths) starts afresh, as the official code's warning
-    return f"loaded {', '.join(loaded)} from stage 1 ({path})"
+# --------------------------------------------------------- eq. 2: multi-scale LSGAN
+# The least-squares GAN loss and the halved D loss are cyclegan/train.py's functions of the
+# same job (folders never import one another), here summed over the discriminator scales.
+def lsgan_discriminator_loss(real_outputs: list, fake_outputs: list) -> torch.Tensor:
+    """D_1..D_k's part of eq. 2 in the least-squares form (Sec. 3.2, after Mao et al.): for each
+    scale, E[(D_k(s, x) - 1)^2] + E[D_k(s, G(s))^2] on the last (patch score) map, summed over
+    the scales, then halved as the official train.py halves loss_D."""
+    loss = 0.0
+    for real, fake in zip(real_outputs, fake_outputs):
+        r, f = real[-1].float(), fake[-1].float()
+        loss = loss + F.mse_loss(r, torch.ones_like(r)) + F.mse_loss(f, torch.zeros_like(f))
+    return 0.5 * loss
+
+
+def lsgan_generator_loss(fake_outputs: list) -> torch.Tensor:
+    """G's part of eq. 2, least squares: sum over the scales of E[(D_k(s, G(s)) - 1)^2]."""
+    loss = 0.0
+    for fake in fake_outputs:
+        f = fake[-1].float()
+        loss = loss + F.mse_loss(f, torch.ones_like(f))
+    return loss
+
+
+# ------------------------------------------------------------ eq. 4: feature matching
+def feature_matching_loss(fake_outputs: list, real_outputs: list, n_layers_d: int) -> torch.Tensor:
+    """L_FM(G, D_k) of eq. 4, summed over k: for every intermediate layer i of every D_k (all but
+    the score map), the mean absolute difference (the 1/N_i of eq. 4) between D_k's features of
+    the real and the generated image. D is only a feature extractor here: the real features are
+    detached, and the caller runs D on the fake with its weights frozen. The official code
+    weights each term by 1 / num_D and 4 / (n_layers_D + 1) (1 with 3 layers), which we keep."""
+    num_d = len(fake_outputs)
+    weight = (1.0 / num_d) * (4.0 / (n_layers_d + 1))
+    loss = 0.0
+    for fake, real in zip(fake_outputs, real_outputs):
+        for f, r in zip(fake[:-1], real[:-1]):
+            loss = loss + weight * F.l1_loss(f.float(), r.detach().float())
+    return loss
+
+
+# ------------------------------------------------- the official code's VGG loss
+# L1 between VGG19 features of the output and of the real image after these layers, with these
+# weights, times lambda_feat (official networks.VGGLoss).
+VGG_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+VGG_LAYER_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
+
+
+def vgg_loss(vgg, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """The perceptual term the official code adds (Sec. 4: "our final objective ... with the
+    VGG loss"): sum_i w_i * L1(F_i(G(s)), F_i(x)) over VGG19's relu1_1..relu5_1 (VGG_LAYERS,
+    VGG_LAYER_WEIGHTS); the real image's features carry no gradient."""
+    with torch.no_grad():
+        targets = vgg.taps(real, VGG_LAYERS)
+    outputs = vgg.taps(fake, VGG_LAYERS)
+    return sum(w * F.l1_loss(o.float(), t.float()) for w, o, t in zip(VGG_LAYER_WEIGHTS, outputs, targets))
+
+
+# -------------------------------------------------------------- learning-rate schedule
+# pix2pix/train.py and cyclegan/train.py decay in steps of 1 / (decay_epochs + 1) instead.
+def linear_decay(epoch: int, epochs: int, decay_epochs: int) -> float:
+    """The learning rate's factor in (0-based) `epoch`: constant for the first
+    n_constant = epochs - decay_epochs epochs, then the official update_learning_rate, which
+    takes lr0 / decay_epochs off the rate after each epoch past the constant ones:
+        1 - max(0, e - n_constant) / decay_epochs,
+    1 in the first decaying epoch and 1 / decay_epochs in the last (the official rate reaches
+    0 only after the last epoch). LambdaLR multiplies --lr by it; the loop steps it after each
+    epoch's last step. After the last epoch the factor stays at the last epoch's, so the final
+    checkpoint keeps the rate the run ended with."""
+    e = min(epoch, epochs - 1)
+    return max(0.0, 1.0 - max(0, e - (epochs - decay_epochs)) / max(1, decay_epochs))
 
 
 # --------------------------------------------------------------- one iteration
 def train_step(G, D, E, opt_g, opt_d, label_map: torch.Tensor, inst: torch.Tensor, real: torch.Tensor,
                prec: cdev.Precision, *, lambda_feat: float = 10.0, n_layers_d: int = 3, feat_loss: bool = True,
                vgg=None) -> dict:
-    """One G (+E) update, then one D update, both on the same forward passes (the official
-    order): D's outputs on the real pair, on the detached fake pair (D's loss) and, with D
-    frozen, on the fake pair (G's loss: GAN + lambda * (feature matching + VGG))."""
+    """One G (+E) update, then one D update, on one forward pass of G (the official order).
+    D's weights do not change in G's step and D's loss sees the fake detached, so building
+    D's loss after G's step gives the numbers the official code gets building it before (bit
+    for bit in fp32; under autocast D's two passes no longer share one cached low-precision
+    copy of D's weights, so their weight gradients are summed in fp32: a rounding difference)."""
     with prec.autocast():
         g_input = label_map if E is None else torch.cat([label_map, E(real, inst)], dim=1)  # Sec. 3.4
         fake = G(g_input)
-        real_out = D(torch.cat([label_map, real], dim=1))
-        fake_out_d = D(torch.cat([label_map, fake.detach()], dim=1))
-        loss_d = lsgan_discriminator_loss(real_out, fake_out_d)
+        real_out = D(torch.cat([label_map, real], dim=1))  # D's features of the real pair: for L_FM and D's loss
+
+    # ---- G (and E): eq. 5, GAN + lambda * L_FM (+ lambda * the official VGG term), D frozen
     with distributed.frozen_outside_ddp(D) as d, prec.autocast():
         fake_out = d(torch.cat([label_map, fake], dim=1))
         loss_gan = lsgan_generator_loss(fake_out)
         loss_fm = (feature_matching_loss(fake_out, real_out, n_layers_d) * lambda_feat if feat_loss
                    else fake.new_zeros(()))
         loss_vgg = vgg_loss(vgg, fake, real) * lambda_feat if vgg is not None else fake.new_zeros(())
-        loss_g = loss_gan + loss_fm + loss_vgg  # eq. 5 (+ the official VGG term)
+        loss_g = loss_gan + loss_fm + loss_vgg
     opt_g.zero_grad(set_to_none=True)
     prec.scaler.scale(loss_g).backward()
-    prec.scaler.step(opt_g)  # the D step updates the fp16 scale
+    prec.scaler.step(opt_g)
+
+    # ---- D: eq. 2's least-squares loss on the real pair and the (detached) fake pair, halved
+    with prec.autocast():
+        fake_out_d = D(torch.cat([label_map, fake.detach()], dim=1))
+        loss_d = lsgan_discriminator_loss(real_out, fake_out_d)
     opt_d.zero_grad(set_to_none=True)
     prec.scaler.scale(loss_d).backward()
     prec.scaler.step(opt_d)
     prec.scaler.update()
     return {"loss_d": loss_d.detach(), "G_GAN": loss_gan.detach(), "G_FM": loss_fm.detach(),
             "G_VGG": loss_vgg.detach()}
-
-
-def total_steps(opt, steps_per_epoch: int) -> int:
-    total = opt.epochs * steps_per_epoch
-    return min(total, opt.max_steps) if opt.max_steps is not None else total
-
-
-def sample_scenes(opt, dataset, multiple: int, n: int = 4) -> dict:
-    """The fixed scenes of the sample grids: held-out scenes, a folder's test (else val) split, or,
-    for a folder without one, its first training items as they were drawn in epoch 0."""
-    try:
-        return evaluation_scenes(opt, n, multiple=multiple)[0]
-    except DataError:
-        from torch.utils.data import default_collate
-
-        items = [dataset[(i, 0)] for i in range(min(n, len(dataset)))]
-        same = [it for it in items if it["label"].shape == items[0]["label"].shape]  # one size per grid
-        return default_collate(same)
-
-
-def cluster_after_training(E, opt, run, session, multiple: int) -> None:
-    """Sec. 3.4 after training: encode every training scene (no flips), k-means per class, save
-    the centres beside the checkpoints for generate.py --style."""
-    plain = copy.copy(opt)
-    plain.no_flip = True
-    plain.resize_or_crop = "scale_width" if "crop" in opt.resize_or_crop else opt.resize_or_crop
-    dataset = build_dataset(plain, multiple=multiple)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=1, shuffle=False)
-    features: dict = {}
-    with torch.no_grad():
-        for batch in loader:
-            for c, rows in encode_styles(E, batch["image"].to(session.device), batch["inst"].to(session.device)).items():
-                features.setdefault(c, []).append(rows)
-    centres = cluster_styles({c: np.concatenate(parts) for c, parts in features.items()})
-    path = save_styles(run.directory / STYLES_FILE, centres)
-    print(f"Sec. 3.4 styles: k-means centres for {len(centres)} classes from {len(dataset)} scenes -> {path}")
 
 
 def main(opt) -> Path:
@@ -250,7 +268,7 @@ def main(opt) -> Path:
     loader = session.loader(dataset, opt.batch_size)
 
     G, D, E = build_generator(options), build_discriminator(options), build_encoder(options)
-    note = load_global_stage(G, D, E, opt.load_global) if opt.load_global else None
+    note = load_global_stage(G, D, E, opt.load_global) if opt.load_global else None  # Sec. 3.2: stage 1's G1
     if opt.niter_fix_global and opt.n_local_enhancers and session.info.world_size > 1:
         raise UserError("--niter-fix-global freezes G1 part of the way, which DDP cannot follow: run it on one "
                         "process, or with --niter-fix-global 0")
@@ -261,53 +279,48 @@ def main(opt) -> Path:
     betas = (opt.beta1, opt.beta2)
     opt_g = cdev.adam([*G.parameters(), *(E.parameters() if E is not None else [])], lr=opt.lr, betas=betas)
     opt_d = cdev.adam(D.parameters(), lr=opt.lr, betas=betas)
-    schedules = {"lr_G": LinearDecay(opt_g, opt.lr, opt.epochs, opt.decay_epochs, reaches_zero=True),
-                 "lr_D": LinearDecay(opt_d, opt.lr, opt.epochs, opt.decay_epochs, reaches_zero=True)}
-    freeze = GlobalFreeze(G, opt_g, opt.niter_fix_global)
+    decay = lambda epoch: linear_decay(epoch, opt.epochs, opt.decay_epochs)  # noqa: E731
+    sched_g, sched_d = LambdaLR(opt_g, decay), LambdaLR(opt_d, decay)
+    freeze = GlobalFreeze(G, opt_g, opt.niter_fix_global)  # Sec. 3.2: G1 fixed while the enhancer starts
 
     run = crun.Run(opt.out, options, session.is_main)
     models = {"G": G, "D": D, **({"E": E} if E is not None else {})}
     ckpt = Checkpointer(run.checkpoints, model_name=MODEL_NAME, models=models, optimizers={"G": opt_g, "D": opt_d},
                         scaler=session.prec.scaler, options=options, arch_options=ARCH_OPTIONS,
-                        is_main=session.is_main, states={**schedules, "global_freeze": freeze})
+                        is_main=session.is_main, states={"lr_G": sched_g, "lr_D": sched_d, "global_freeze": freeze})
     start_step, _ = ckpt.resume(opt.resume)
-    G_train, D_train = session.for_training(G), session.for_training(D)
+    G_train, D_train = session.for_training(G), session.for_training(D)  # --compile, DDP
     E_train = session.for_training(E) if E is not None else None
 
-    shown = sample_scenes(opt, dataset, multiple)  # fixed scenes for the grids
-    total = total_steps(opt, len(loader))
+    shown = sample_scenes(opt, dataset, multiple)  # fixed scenes for the grids: labels | output | real
+    evaluate = (periodic_evaluation(G, E, options, session.device, opt.eval_n or 32)
+                if opt.eval_every > 0 and session.is_main else None)
+    loop = TrainLoop(opt, session, run, ckpt, total=opt.epochs * len(loader), start_step=start_step,
+                     sample=lambda: sample_rows(shown, synthesize(G, E, shown, options, session.device), options),
+                     grid_columns=3, evaluate=evaluate,
+                     lr_schedulers={"G": sched_g, "D": sched_d}, schedule_every="epoch")
     if session.is_main:
         h, w = shown["label"].shape[-2:]
         print(f"pix2pixHD {'G1' if not opt.n_local_enhancers else f'G1 + {opt.n_local_enhancers} local enhancer(s)'}"
               f" at {w}x{h}: G {n_params(G)} / D ({opt.num_D} scales) {n_params(D)}"
               f"{f' / E {n_params(E)}' if E is not None else ''} parameters; {session.prec}, "
               f"channels_last={session.channels_last}; {len(dataset)} scenes ({opt.data}), {len(loader)} steps/epoch, "
-              f"steps {start_step}->{total}; losses: LSGAN{'' if opt.no_gan_feat_loss else ' + FM'}"
+              f"steps {start_step}->{loop.total}; losses: LSGAN{'' if opt.no_gan_feat_loss else ' + FM'}"
               f"{'' if vgg is None else ' + VGG'}")
         if note:
             print(note)
 
-    def sample() -> torch.Tensor:  # rows labels | output | real image (E encodes the real image)
-        return sample_rows(shown, synthesize(G, E, shown, options, session.device), options)
-
-    evaluate = None
-    if opt.eval_every > 0 and session.is_main:
-        from .evaluate import periodic_evaluation
-        evaluate = periodic_evaluation(G, E, opt, options, session.device, opt.eval_n or 32)
-    loop = TrainLoop(opt, session, run, ckpt, total=total, start_step=start_step, sample=sample, grid_columns=3,
-                     evaluate=evaluate)
     for step, epoch, batch in loop.over(loader):
-        rates = {name: s.set_epoch(epoch) for name, s in schedules.items()}  # constant, then linear decay
-        if freeze.set_epoch(epoch) and session.is_main:
+        if freeze.set_epoch(epoch) and session.is_main:  # Sec. 3.2: after --niter-fix-global epochs
             print(f"epoch {epoch}: G1 released, G fine-tuned as a whole from now on (Sec. 3.2)")
         label_map = session.to_input(encode_input(batch["label"], batch["inst"], opt.label_nc, not opt.no_instance))
         losses = train_step(G_train, D_train, E_train, opt_g, opt_d, label_map, batch["inst"].to(session.device),
                             session.to_input(batch["image"]), session.prec, lambda_feat=opt.lambda_feat,
                             n_layers_d=opt.n_layers_D, feat_loss=not opt.no_gan_feat_loss, vgg=vgg)
-        loop.after_step(step, epoch, losses, log=rates)
+        loop.after_step(step, epoch, losses)  # the rate changes after an epoch's last step (linear_decay)
     out = loop.finish()
-    if E is not None and session.is_main:
-        cluster_after_training(E, opt, run, session, multiple)
+    if E is not None and session.is_main:  # Sec. 3.4 after training: the looks generate.py --style picks from
+        print(write_styles(E, options, session.device, run.directory / STYLES_FILE))
     return out
 
 

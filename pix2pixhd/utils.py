@@ -1,74 +1,34 @@
-"""pix2pixHD's objective (Sec. 3.2-3.3, eq. 2-5), its training phases (Sec. 3.2) and the
-instance-level feature styles of Sec. 3.4 (k-means over E's features, sampled at inference).
+"""What pix2pixHD's scripts share (train.py, generate.py, evaluate.py, cluster_features.py):
+the training phases of Sec. 3.2 (G1 fixed, then released; stage 1's G loaded into G1), the
+instance-level feature styles of Sec. 3.4 (k-means over E's features, sampled at inference),
+running G on a batch and showing the result, loading a checkpoint for inference, and the
+scores of Sec. 4.1 on the held-out scenes.
 
-The least-squares GAN loss and the halved D loss come from cyclegan/train.py's functions of
-the same job (folders never import one another), here summed over the discriminator scales.
+The losses and the training step are train.py's; the networks and the generator's input
+encoding are model.py's.
 """
 from __future__ import annotations
 
+from pathlib import Path
+from types import SimpleNamespace
+
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from pathlib import Path
+from common import metrics
+from common.checkpoint import load_file, load_for_inference, load_state_checked
+from common.errors import CheckpointError, UserError
+from common.inference import load_generator
+from .dataset import EMBEDDED, build_dataset
+from .model import build_encoder, build_generator, encode_input, instance_features, size_multiple
+from .scenes import CLASS_COLORS, LABEL_NC
+from .segmentation import cache_path, cache_settings, load_segmenter, score_images
 
-from .dataset import colorize, encode_input
-from .model import instance_features
-
-# The perceptual loss the official code adds (networks.VGGLoss): L1 between VGG19 features of
-# the output and of the real image after these layers, with these weights, times lambda_feat.
-VGG_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-VGG_LAYER_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
+MODEL_NAME = "pix2pixhd"
+STYLES_FILE = "features_clustered.npz"  # <run>/: the k-means centres of Sec. 3.4 (generate.py --style)
 
 N_CLUSTERS = 10          # k of the k-means over each class's features (Sec. 3.4, official --n_clusters)
 MIN_AREA_FRACTION = 0.5  # official encode_features.py: keep instances of more than (H*W/32) * 0.5 pixels
-
-
-# ----------------------------------------------------------------- eq. 2: multi-scale GAN
-def lsgan_discriminator_loss(real_outputs: list, fake_outputs: list) -> torch.Tensor:
-    """D_1..D_k's part of eq. 2 in the least-squares form (Sec. 3.2, after Mao et al.): for each
-    scale, E[(D_k(s, x) - 1)^2] + E[D_k(s, G(s))^2] on the last (patch score) map, summed over
-    the scales, then halved as the official train.py halves loss_D."""
-    loss = 0.0
-    for real, fake in zip(real_outputs, fake_outputs):
-        r, f = real[-1].float(), fake[-1].float()
-        loss = loss + F.mse_loss(r, torch.ones_like(r)) + F.mse_loss(f, torch.zeros_like(f))
-    return 0.5 * loss
-
-
-def lsgan_generator_loss(fake_outputs: list) -> torch.Tensor:
-    """G's part of eq. 2, least squares: sum over the scales of E[(D_k(s, G(s)) - 1)^2]."""
-    loss = 0.0
-    for fake in fake_outputs:
-        f = fake[-1].float()
-        loss = loss + F.mse_loss(f, torch.ones_like(f))
-    return loss
-
-
-# ------------------------------------------------------------ eq. 4: feature matching
-def feature_matching_loss(fake_outputs: list, real_outputs: list, n_layers_d: int) -> torch.Tensor:
-    """L_FM(G, D_k) of eq. 4, summed over k: for every intermediate layer i of every D_k (all but
-    the score map), the mean absolute difference (the 1/N_i of eq. 4) between D_k's features of
-    the real and the generated image. D is only a feature extractor here: the real features are
-    detached, and the caller runs D on the fake with its weights frozen. The official code
-    weights each term by 1 / num_D and 4 / (n_layers_D + 1) (1 with 3 layers), which we keep."""
-    num_d = len(fake_outputs)
-    weight = (1.0 / num_d) * (4.0 / (n_layers_d + 1))
-    loss = 0.0
-    for fake, real in zip(fake_outputs, real_outputs):
-        for f, r in zip(fake[:-1], real[:-1]):
-            loss = loss + weight * F.l1_loss(f.float(), r.detach().float())
-    return loss
-
-
-def vgg_loss(vgg, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-    """The perceptual term the official code adds (Sec. 4: "our final objective ... with the
-    VGG loss"): sum_i w_i * L1(F_i(G(s)), F_i(x)) over VGG19's relu1_1..relu5_1 (VGG_LAYERS,
-    VGG_LAYER_WEIGHTS); the real image's features carry no gradient."""
-    with torch.no_grad():
-        targets = vgg.taps(real, VGG_LAYERS)
-    outputs = vgg.taps(fake, VGG_LAYERS)
-    return sum(w * F.l1_loss(o.float(), t.float()) for w, o, t in zip(VGG_LAYER_WEIGHTS, outputs, targets))
 
 
 # ------------------------------------------------------------------- Sec. 3.2 phases
@@ -77,7 +37,10 @@ class GlobalFreeze:
     `epochs` epochs only the outermost enhancer (and E) learns, G1 and any inner enhancer fixed;
     then everything is fine-tuned together with a fresh Adam for G, as the official
     update_fixed_params does. Saved in the checkpoint (`released`), so a resumed run is in the
-    same phase with the same optimizer state."""
+    same phase with the same optimizer state.
+
+    The fresh Adam is the same optimizer with its state cleared: its learning rate (and the
+    LambdaLR schedule stepping it) carry on unchanged."""
 
     def __init__(self, G, optimizer, epochs: int):
         self.G, self.optimizer, self.epochs = G, optimizer, epochs
@@ -104,6 +67,32 @@ class GlobalFreeze:
         self.released = bool(state["released"]) or not self.active
         if self.released:
             self.G.requires_grad_(True)
+
+
+def load_global_stage(G, D, E, path: str) -> str:
+    """Sec. 3.2's second stage starts from the first: the official --load_pretrain for the
+    local-enhancer stage. A stage-1 (G1 alone) checkpoint's G goes into this G's G1
+    (LocalEnhancer.load_global), its D and E where their shapes fit (D's don't when --num-D
+    or the widths changed: that D starts afresh, as the official code's warning says).
+    Returns a note of what was loaded; a wrong file is one clear line."""
+    payload = load_file(path)
+    if payload.get("model_name") != MODEL_NAME or payload.get("options", {}).get("n_local_enhancers", 0) != 0:
+        raise CheckpointError(f"--load-global {path}: not a stage-1 pix2pixhd checkpoint (--n-local-enhancers 0)")
+    try:
+        G.load_global(payload["models"]["G"])
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1].strip()
+        raise CheckpointError(f"--load-global {path}: its G does not fit this G1 (stage 1's --ngf must be twice "
+                              f"this run's, and the label/instance options the same): {first}") from exc
+    loaded = ["G1"]
+    for name, net in (("D", D), ("E", E)):
+        if net is not None and name in payload["models"]:
+            try:
+                load_state_checked(net, payload["models"][name], what=name, path=path)
+                loaded.append(name)
+            except CheckpointError:
+                pass
+    return f"loaded {', '.join(loaded)} from stage 1 ({path})"
 
 
 # --------------------------------------------------------- Sec. 3.4: feature styles
@@ -143,6 +132,25 @@ def cluster_styles(features: dict[int, np.ndarray], k: int = N_CLUSTERS, seed: i
     return centres
 
 
+def write_styles(E, options: dict, device, path: str | Path, k: int = N_CLUSTERS) -> str:
+    """Sec. 3.4 after training (the official encode_features.py): encode every training scene
+    of the run's data (scaled as in training, neither flipped nor cropped) with E, cluster each
+    class's instance features (cluster_styles) and save the centres to `path` (save_styles).
+    Returns a one-line note of what was written."""
+    plain = SimpleNamespace(**{**options, "no_flip": True})
+    if "crop" in plain.resize_or_crop:
+        plain.resize_or_crop = "scale_width"
+    dataset = build_dataset(plain, multiple=size_multiple(options))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=1, shuffle=False)
+    features: dict = {}
+    for batch in loader:
+        for c, rows in encode_styles(E, batch["image"].to(device), batch["inst"].to(device)).items():
+            features.setdefault(c, []).append(rows)
+    centres = cluster_styles({c: np.concatenate(parts) for c, parts in features.items()}, k)
+    path = save_styles(path, centres)
+    return f"Sec. 3.4 styles: k-means centres for {len(centres)} classes from {len(dataset)} scenes -> {path}"
+
+
 def style_feature_map(inst: torch.Tensor, centres: dict[int, np.ndarray], feat_num: int, style: str,
                       generator: torch.Generator | None = None) -> torch.Tensor:
     """The feature map G reads at inference (Sec. 3.4): every instance filled with one cluster
@@ -176,6 +184,11 @@ def parse_style(text: str) -> str:
     raise ValueError(f"--style must be random, encode or cluster=K with K >= 0, not {text!r}")
 
 
+def styles_path(checkpoint: str | Path) -> Path:
+    """Where a run keeps its k-means centres: <run>/features_clustered.npz beside checkpoints/."""
+    return Path(checkpoint).resolve().parent.parent / STYLES_FILE
+
+
 def save_styles(path: str | Path, centres: dict[int, np.ndarray]) -> Path:
     """The k-means centres, one array per class (key "class_<c>"), as a NumPy .npz file."""
     path = Path(path)
@@ -189,6 +202,41 @@ def load_styles(path: str | Path) -> dict[int, np.ndarray]:
 
 
 # ------------------------------------------------------------------------ inference
+def load_encoder(path, payload: dict, device):
+    """E (Sec. 3.4) from a checkpoint already read, on `device` in eval mode; None for a run
+    trained without features."""
+    E = build_encoder(payload["options"])
+    if E is not None:
+        load_state_checked(E, payload["models"]["E"], what="E", path=path)
+        E = E.to(device).eval()
+    return E
+
+
+def load_model(path, device):
+    """(G, E or None, options, payload): G (and E, with Sec. 3.4 features) from a checkpoint."""
+    payload = load_for_inference(path, MODEL_NAME)
+    G, options = load_generator(path, MODEL_NAME, build_generator, device, payload=payload)
+    return G, load_encoder(path, payload, device), options, payload
+
+
+def style_setup(opt, E, checkpoint: Path) -> tuple[str, dict | None]:
+    """(style, k-means centres) for opt.style / opt.n_styles / opt.styles; a style asked of a
+    model without features is an error, and so are centres that were never computed."""
+    if E is None:
+        if opt.style not in (None, "encode") or opt.n_styles > 1:
+            raise UserError(f"{checkpoint} was trained without --instance-feat: it has one look per label map "
+                            f"(no --style / --n-styles)")
+        return "encode", None
+    style = opt.style or "random"
+    if style == "encode" and opt.n_styles == 1:
+        return style, None
+    path = Path(opt.styles) if opt.styles else styles_path(checkpoint)
+    if not path.is_file():
+        raise UserError(f"no k-means styles at {path}: run cluster_features.py --checkpoint {checkpoint} (train.py "
+                        f"writes them when an --instance-feat run ends), or pass --styles NPZ")
+    return style, load_styles(path)
+
+
 @torch.no_grad()
 def synthesize(G, E, batch: dict, options: dict, device, *, style: str = "encode",
                centres: dict[int, np.ndarray] | None = None, generator: torch.Generator | None = None,
@@ -207,6 +255,31 @@ def synthesize(G, E, batch: dict, options: dict, device, *, style: str = "encode
     return torch.cat([G(chunk).float().cpu() for chunk in x.split(1)])
 
 
+# ------------------------------------------------------------- showing label maps
+def palette(label_nc: int = LABEL_NC) -> np.ndarray:
+    """label_nc x 3 uint8 colours for showing label maps: the scenes' CLASS_COLORS for their
+    classes, the usual bit-interleaved colour map (as PASCAL VOC's) for any other count."""
+    colours = np.zeros((max(label_nc, 1), 3), np.uint8)
+    for i in range(len(colours)):
+        c, r, g, b = i, 0, 0, 0
+        for shift in range(7, -1, -1):
+            r |= (c & 1) << shift
+            g |= ((c >> 1) & 1) << shift
+            b |= ((c >> 2) & 1) << shift
+            c >>= 3
+        colours[i] = (r, g, b)
+    if label_nc == LABEL_NC:
+        colours[:] = CLASS_COLORS
+    return colours
+
+
+def colorize(label: torch.Tensor, label_nc: int = LABEL_NC) -> torch.Tensor:
+    """Class ids (H x W or N x H x W) -> float (N x) 3 x H x W in [-1, 1], coloured by palette()."""
+    colours = torch.from_numpy(palette(label_nc)).float() / 127.5 - 1.0
+    out = colours[label.long().clamp(0, len(colours) - 1).cpu()]
+    return out.movedim(-1, -3)
+
+
 def shown_labels(batch: dict, options: dict) -> torch.Tensor:
     """The label maps as images in [-1, 1]: the class colours, or the input image for label_nc 0."""
     if options["label_nc"] == 0:
@@ -219,3 +292,48 @@ def sample_rows(batch: dict, outputs: torch.Tensor, options: dict) -> torch.Tens
     for a grid of 3 (or 2) columns."""
     parts = [shown_labels(batch, options), outputs] + ([batch["image"].float()] if "image" in batch else [])
     return torch.stack(parts, dim=1).flatten(0, 1)
+
+
+# ------------------------------------------------------- Sec. 4.1: the held-out scores
+def held_out(options: dict, n: int) -> dict:
+    """The first n held-out scenes as one batch, at the run's scene size, never augmented."""
+    ds = build_dataset(SimpleNamespace(**options), "test", train=False, multiple=size_multiple(options))
+    if n > len(ds):
+        raise UserError(f"--n {n}: there are {len(ds)} held-out scenes")
+    from torch.utils.data import default_collate
+
+    return default_collate([ds[i] for i in range(n)])
+
+
+class HeldOut:
+    """What every score is measured against, built once: the first n held-out scenes, the
+    segmenter for their size (and its cache name), and the features of their real images."""
+
+    def __init__(self, options: dict, n: int):
+        self.batch, self.n, self.label_nc = held_out(options, n), n, options["label_nc"]
+        h, w = self.batch["image"].shape[-2:]
+        self.segmenter = load_segmenter(h, w)
+        self.segmenter_name = cache_path(cache_settings(h, w)).name
+        self.extractor = metrics.feature_extractor("offline", "scenes")
+        self.real_features = metrics.extract(self.extractor, self.batch["image"])[0]
+
+
+def scores(G, E, held: HeldOut, options: dict, device, *, style: str = "encode", centres=None,
+           seed: int = 0) -> dict:
+    """Sec. 4.1 on the held-out scenes: the segmentation scores (pixel accuracy, mean IoU of a
+    segmenter trained on real scenes, against the label maps G read) and FID of G's images."""
+    g = torch.Generator().manual_seed(seed)
+    fakes = synthesize(G, E, held.batch, options, device, style=style, centres=centres, generator=g)
+    seg = score_images(held.segmenter, fakes, held.batch["label"], held.label_nc)
+    return {"pixel_acc": seg["pixel_acc"], "mean_iou": seg["mean_iou"],
+            "fid": metrics.fid(held.real_features, metrics.extract(held.extractor, fakes)[0]), "n": held.n}
+
+
+def periodic_evaluation(G, E, options: dict, device, n: int):
+    """train.py --eval-every: a function returning `scores` on n held-out scenes, the scenes,
+    segmenter and real features built once now (E encodes the real image: the clusters come
+    after training)."""
+    if options["data"] not in EMBEDDED:
+        raise UserError("--eval-every: the scene segmenter knows the embedded scenes only (--data scenes)")
+    held = HeldOut(options, n)
+    return lambda: scores(G, E, held, options, device)

@@ -132,7 +132,7 @@ def test_pix2pixhd_local_enhancer_steps_on_the_gpu(precision):
     matching and the VGG loss (random VGG), channels_last, fp16 + GradScaler or bf16, small widths."""
     from common.device import Precision, adam
     from common.vgg import vgg19_features
-    from pix2pixhd.dataset import encode_input
+    from pix2pixhd.model import encode_input
     from pix2pixhd.model import build_discriminator, build_encoder, build_generator
     from pix2pixhd.train import train_step
 

@@ -17,15 +17,16 @@ from PIL import Image
 from common import distributed
 from common.checkpoint import FORMAT_VERSION, atomic_save, load_file
 from common.device import Precision
-from common.errors import CheckpointError
-from common.schedule import LinearDecay
+from common.errors import CheckpointError, UserError
 from common.vgg import vgg19_features
+from pix2pixhd import cluster_features as hd_cluster
 from pix2pixhd import generate as hd_generate
+from pix2pixhd import segmentation as seg
 from pix2pixhd import train as hd_train
-from pix2pixhd.dataset import encode_input, make_scene
-from pix2pixhd.model import build_discriminator, build_encoder, build_generator
-from pix2pixhd.utils import (feature_matching_loss, load_styles, lsgan_discriminator_loss, lsgan_generator_loss,
-                             vgg_loss)
+from pix2pixhd.model import build_discriminator, build_encoder, build_generator, encode_input
+from pix2pixhd.scenes import make_scene
+from pix2pixhd.train import feature_matching_loss, lsgan_discriminator_loss, lsgan_generator_loss, vgg_loss
+from pix2pixhd.utils import STYLES_FILE, load_global_stage, load_styles
 from tests.helpers import assert_one_line_error, run_script
 
 # Scenes drawn at 32x64 (--load-size 64); G1 needs multiples of 2**2 (2**3 with one enhancer).
@@ -39,6 +40,13 @@ STAGE2 = ["--ngf", "4", "--epoch-length", "2", "--n-local-enhancers", "1", "--ni
           "--instance-feat"] + SMALL
 TINY_OPTIONS = {"label_nc": 8, "ngf": 8, "n_downsample_global": 2, "n_blocks_global": 1, "ndf": 8, "num_D": 2,
                 "nef": 4, "n_downsample_E": 2}
+
+
+def one_line(err) -> str:
+    """The message of a pytest.raises UserError: run_main prints it as the one stderr line."""
+    message = str(err.value)
+    assert "\n" not in message, message
+    return message
 
 
 def n_params(m: torch.nn.Module) -> int:
@@ -101,7 +109,7 @@ def reference_losses(G, D, E, label_map, inst, real, vgg):
 
 def test_one_step_updates_g_d_and_e_with_fm_and_vgg_terms():
     G, D, E = tiny_nets()
-    vgg = vgg19_features("relu5_1", random_init=True)
+    vgg = vgg19_features("relu5_1", random_init=True, without="--no-vgg-loss trains without it")
     label_map, inst, real = scene_batch(0)
     before = {"G": params(G), "D": params(D), "E": params(E)}
     expected = reference_losses(G, D, E, label_map, inst, real, vgg)
@@ -158,21 +166,23 @@ def official_rates(n_constant: int, decay: int) -> list[float]:
 
 @pytest.mark.parametrize("epochs, decay", [(5, 3), (200, 100), (4, 4), (3, 0)])
 def test_linear_decay_reaches_zero_as_the_official_update_learning_rate(epochs, decay):
-    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-    s = LinearDecay(opt, 2e-4, epochs, decay, reaches_zero=True)
-    rates = [s.set_epoch(e) / 2e-4 for e in range(epochs)]
+    """train.py's LambdaLR, stepped after every epoch as the loop does, gives each epoch the
+    official rate; after the last epoch the rate stays at the last epoch's."""
+    opt = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=2e-4)
+    s = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: hd_train.linear_decay(e, epochs, decay))
+    lrs = []
+    for _ in range(epochs):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        s.step()
+    assert lrs == [2e-4 * hd_train.linear_decay(e, epochs, decay) for e in range(epochs)]  # epoch e gets factor(e)
+    rates = [lr / 2e-4 for lr in lrs]
     assert rates == pytest.approx(official_rates(epochs - decay, decay))
     assert rates[:epochs - decay + 1] == [1.0] * min(epochs, epochs - decay + 1)
     if decay:
         assert rates[-1] == pytest.approx(1 / decay)
-    assert opt.param_groups[0]["lr"] == pytest.approx(2e-4 * rates[-1])
-
-
-def test_linear_decay_default_keeps_the_cyclegan_rule():
-    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-    s = LinearDecay(opt, 1.0, 5, 3)
-    assert [s.set_epoch(e) for e in range(5)] == pytest.approx([1, 1, 0.75, 0.5, 0.25])
-    assert not s.state_dict()["reaches_zero"]
+    assert opt.param_groups[0]["lr"] == pytest.approx(2e-4 * rates[-1])  # the final checkpoint's rate
+    assert s.state_dict()["last_epoch"] == epochs
 
 
 def test_help_names_the_paper_defaults(capsys):
@@ -207,7 +217,8 @@ def test_train_end_to_end_writes_checkpoint_grid_styles_and_counts(stage1):
     assert "losses: LSGAN + FM" in proc.stdout and "VGG" not in proc.stdout.split("losses:")[1].splitlines()[0]
     payload = load_file(out / "checkpoints/last.pt")
     assert payload["step"] == 4 and set(payload["models"]) == {"G", "D", "E"}
-    assert set(payload["states"]) == {"lr_G", "lr_D", "global_freeze"} and payload["states"]["lr_G"]["reaches_zero"]
+    assert set(payload["states"]) == {"lr_G", "lr_D", "global_freeze"}
+    assert payload["states"]["lr_G"]["last_epoch"] == 1  # LambdaLR, stepped once: after the epoch's 4th step
     for name, net in (("G", G), ("D", D), ("E", E)):
         assert {k: tuple(v.shape) for k, v in payload["models"][name].items()} == \
                {k: tuple(v.shape) for k, v in net.state_dict().items()}
@@ -215,7 +226,7 @@ def test_train_end_to_end_writes_checkpoint_grid_styles_and_counts(stage1):
         assert Image.open(out / f"samples/samples_{step:07d}.png").size == (3 * W + 4 * 2, 4 * H + 5 * 2)
     assert any(p.name.startswith("events.out.tfevents") for p in out.iterdir())
     assert options["lambda_feat"] == 10.0 and options["n_local_enhancers"] == 0 and options["instance_feat"]
-    styles = load_styles(out / hd_train.STYLES_FILE)
+    styles = load_styles(out / STYLES_FILE)
     assert styles and set(styles) <= set(range(8))
     for c, centres in styles.items():
         assert centres.ndim == 2 and centres.shape[1] == 3 and 1 <= len(centres) <= 10, (c, centres.shape)
@@ -303,21 +314,24 @@ def test_stage_2_loads_g1_keeps_it_fixed_then_releases_it(stage1, stage2):
 
 
 def test_load_global_refuses_a_stage_2_or_another_models_checkpoint(stage1, stage2, tmp_path):
+    """The errors are CheckpointErrors, one line each (run_main prints them; a train.py error as
+    users see it is test_missing_vgg_weights_stop_the_run_with_one_line's)."""
     args = STAGE2 + ["--max-steps", "1", "--out", tmp_path / "o"]
-    proc = run_script("pix2pixhd", "train", *args, "--load-global", stage2 / "step4.pt")
-    assert_one_line_error(proc, "not a stage-1 pix2pixhd checkpoint", "step4.pt")
     other = atomic_save({"format": FORMAT_VERSION, "model_name": "pix2pix", "step": 1, "epoch": 0,
                          "models": {"G": {}}, "options": {"n_local_enhancers": 0}}, tmp_path / "pix2pix.pt")
-    proc = run_script("pix2pixhd", "train", *args, "--load-global", other)
-    assert_one_line_error(proc, "not a stage-1 pix2pixhd checkpoint", "pix2pix.pt")
+    for path in (stage2 / "step4.pt", other):
+        with pytest.raises(CheckpointError, match="not a stage-1 pix2pixhd checkpoint") as err:
+            main(args + ["--load-global", path])
+        assert path.name in one_line(err)
+    assert not (tmp_path / "o").exists()
     # a stage-1 G of another width: the reason, in one line
     options = {**TINY_OPTIONS, "instance_feat": True, "n_local_enhancers": 1, "ngf": 8}
     G, D, E = build_generator(options), build_discriminator(options), build_encoder(options)
     with pytest.raises(CheckpointError, match="does not fit this G1") as err:
-        hd_train.load_global_stage(G, D, E, str(stage1[0] / "checkpoints/last.pt"))
+        load_global_stage(G, D, E, str(stage1[0] / "checkpoints/last.pt"))
     assert "\n" not in str(err.value)
     path = str(stage1[0] / "checkpoints/last.pt")
-    assert hd_train.load_global_stage(build_generator({**options, "ngf": 4}), D, E, path) == \
+    assert load_global_stage(build_generator({**options, "ngf": 4}), D, E, path) == \
         f"loaded G1, D, E from stage 1 ({path})"
 
 
@@ -328,8 +342,10 @@ def test_missing_vgg_weights_stop_the_run_with_one_line(tmp_path, monkeypatch):
     assert_one_line_error(proc, "VGG19 weights", "missing.pth", "no such file", "--no-vgg-loss")
     assert "PSNR" not in proc.stderr  # the super-resolution folders' hint is theirs
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))  # not the user's cache: nothing there
-    proc = run_script("pix2pixhd", "train", *no_vgg, "--max-steps", "1", "--out", tmp_path / "o2")
-    assert_one_line_error(proc, "VGG19 weights", "vgg19-dcbb9e9d.pth", "--vgg-weights PATH", "--no-vgg-loss")
+    with pytest.raises(UserError) as err:
+        main(no_vgg + ["--max-steps", "1", "--out", tmp_path / "o2"])
+    assert all(s in one_line(err) for s in ("VGG19 weights", "vgg19-dcbb9e9d.pth", "--vgg-weights PATH",
+                                            "--no-vgg-loss"))
     assert not (tmp_path / "o").exists() and not (tmp_path / "o2").exists()  # stopped before anything was written
 
 
@@ -346,12 +362,10 @@ def generate(*args):
     return hd_generate.main(hd_generate.parse_opt([str(a) for a in [*args, "--device", "cpu"]]))
 
 
-def test_generate_held_out_rows_and_several_looks(stage1, tmp_path):
+def test_generate_held_out_rows_and_several_looks(stage1, tmp_path, capsys):
     ckpt = stage1[0] / "checkpoints/last.pt"
-    proc = run_script("pix2pixhd", "generate", "--checkpoint", ckpt, "--out", tmp_path / "rows.png", "--n", "2",
-                      "--device", "cpu")
-    assert proc.returncode == 0, proc.stderr
-    assert "labels | output | real" in proc.stdout
+    generate("--checkpoint", ckpt, "--out", tmp_path / "rows.png", "--n", "2")
+    assert "labels | output | real" in capsys.readouterr().out
     assert Image.open(tmp_path / "rows.png").size == (3 * W + 4 * 2, 2 * H + 3 * 2)
     generate("--checkpoint", ckpt, "--out", tmp_path / "looks.png", "--n", "2", "--n-styles", "3")
     grid = np.asarray(Image.open(tmp_path / "looks.png").convert("RGB"))
@@ -388,35 +402,87 @@ def test_generate_files_of_any_size_and_folders(stage1, plain_run, tmp_path, cap
 
 
 def test_generate_bad_input_gives_one_clear_line(stage1, plain_run, tmp_path):
+    """One case as users see it (a subprocess: no traceback, one stderr line), the others as the
+    UserError whose message is that line."""
     ckpt = stage1[0] / "checkpoints/last.pt"
 
-    def gen(*args):
-        return run_script("pix2pixhd", "generate", "--device", "cpu", "--out", tmp_path / "x.png", *args)
+    def error(*args) -> str:
+        with pytest.raises(UserError) as err:
+            generate("--out", tmp_path / "x.png", *args)
+        return one_line(err)
 
     label, inst = write_maps(tmp_path / "ok", "s", 40, 60, seed=3)
     bad = np.asarray(Image.open(label)).copy()
     bad[5, 5] = 8
     Image.fromarray(bad).save(tmp_path / "bad_label.png")
-    assert_one_line_error(gen("--checkpoint", ckpt, "--label", tmp_path / "bad_label.png"),
-                          "bad_label.png", "label value 8", "0..7")
+    proc = run_script("pix2pixhd", "generate", "--device", "cpu", "--out", tmp_path / "x.png", "--checkpoint", ckpt,
+                      "--label", tmp_path / "bad_label.png")
+    assert_one_line_error(proc, "bad_label.png", "label value 8", "0..7")
     _, small_inst = write_maps(tmp_path / "small", "t", 40, 56, seed=3)
-    assert_one_line_error(gen("--checkpoint", ckpt, "--label", label, "--inst", small_inst),
-                          "is 60x40", "56x40")
-    assert_one_line_error(gen("--checkpoint", plain_run / "checkpoints/last.pt", "--style", "cluster=0"),
-                          "without --instance-feat")
-    assert_one_line_error(gen("--checkpoint", ckpt, "--label", tmp_path / "nowhere.png"), "nowhere.png")
+    assert all(s in error("--checkpoint", ckpt, "--label", label, "--inst", small_inst) for s in ("is 60x40", "56x40"))
+    assert "without --instance-feat" in error("--checkpoint", plain_run / "checkpoints/last.pt", "--style", "cluster=0")
+    assert "nowhere.png" in error("--checkpoint", ckpt, "--label", tmp_path / "nowhere.png")
     other = atomic_save({"format": FORMAT_VERSION, "model_name": "pix2pix", "step": 1, "epoch": 0,
                          "models": {"G": {}}, "options": {}}, tmp_path / "pix2pix.pt")
-    assert_one_line_error(gen("--checkpoint", other), "'pix2pix'", "not of 'pix2pixhd'")
+    assert all(s in error("--checkpoint", other) for s in ("'pix2pix'", "not of 'pix2pixhd'"))
+
+
+# --------------------------------------------------------- cluster_features.py
+def test_cluster_features_is_the_step_training_ends_with(stage1, plain_run, tmp_path):
+    """Sec. 3.4 as a step of its own: on stage 1's checkpoint the script writes the centres
+    train.py wrote when it ended; a run without them gets generate.py's one line naming the
+    script, and works once the script (run as users do, default --out) has written them."""
+    ckpt = stage1[0] / "checkpoints/last.pt"
+
+    def cluster(*args):
+        return hd_cluster.main(hd_cluster.parse_opt([str(a) for a in ["--checkpoint", *args, "--device", "cpu"]]))
+
+    ours, trained = load_styles(cluster(ckpt, "--out", tmp_path / "c.npz")), load_styles(stage1[0] / STYLES_FILE)
+    assert ours.keys() == trained.keys()  # E ran channels_last in training: the same centres to float rounding
+    assert all(np.allclose(ours[c], trained[c], rtol=1e-4, atol=1e-5) for c in ours)
+    one = load_styles(cluster(ckpt, "--out", tmp_path / "k1.npz", "--k", "1"))
+    assert one.keys() == ours.keys() and all(len(v) == 1 for v in one.values())
+    assert any(len(v) > 1 for v in ours.values())  # the check can fail: k = 10 gives more than one look
+    with pytest.raises(UserError, match="without --instance-feat"):
+        cluster(plain_run / "checkpoints/last.pt")
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    shutil.copy(ckpt, run / "checkpoints/last.pt")
+    with pytest.raises(UserError, match="no k-means styles .* cluster_features.py"):
+        generate("--checkpoint", run / "checkpoints/last.pt", "--out", tmp_path / "x.png")
+    proc = run_script("pix2pixhd", "cluster_features", "--checkpoint", run / "checkpoints/last.pt", "--device", "cpu")
+    assert proc.returncode == 0 and "k-means centres" in proc.stdout, proc.stderr
+    assert load_styles(run / STYLES_FILE).keys() == trained.keys()
+    generate("--checkpoint", run / "checkpoints/last.pt", "--out", tmp_path / "rows.png", "--n", "1")
+    assert (tmp_path / "rows.png").is_file()
 
 
 # -------------------------------------------------------------- evaluate.py
-def test_evaluate_scores_generated_beside_real_scenes(stage1, tmp_path, monkeypatch):
-    """Sec. 4.1 at small scale: the segmenter (trained here into a temporary cache, at 32x64)
-    reads the real held-out scenes well and a 4-step G's images badly; both records name it."""
+@pytest.fixture(scope="session")
+def segmenter_cache(tmp_path_factory):
+    """A temporary folder for the scene segmenter of evaluate.py and --eval-every (never
+    ~/.cache; the FID's digit classifier stays in the machine's cache, as in the other folders'
+    tests), holding a 32x64 segmenter under the name load_segmenter looks up. Its weights come
+    from a shorter training than that name's settings (test_pix2pixhd_segmentation.py's 80
+    steps, which beat the majority class by far): the segmenter's own training and cache are
+    tested there, and training it at its defaults here took most of this file's time."""
+    cache = tmp_path_factory.mktemp("segmenter_cache")
+    settings = seg.cache_settings(H, W)
+    model = seg.load_segmenter(H, W, n_scenes=48, steps=80, batch_size=8, verbose=False,  # trained once a session
+                               directory=tmp_path_factory.getbasetemp() / "pix2pixhd_small_segmenter")
+    atomic_save({"model": model.state_dict(), "version": seg.VERSION, "settings": settings, "train_seconds": 0.0},
+                seg.cache_path(settings, cache))
+    return cache
+
+
+def test_evaluate_scores_generated_beside_real_scenes(stage1, segmenter_cache, tmp_path, monkeypatch):
+    """Sec. 4.1 at small scale: the segmenter (cached, at 32x64) reads the real held-out scenes
+    well and a 4-step G's images badly; both records name it."""
     from pix2pixhd import evaluate as hd_evaluate
 
-    monkeypatch.setenv("GAN_PAPERS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(seg, "cache_dir", lambda: segmenter_cache)
+    monkeypatch.setattr(seg, "train_segmenter", lambda **kw: pytest.fail("not read from the cache"))
     ckpt = stage1[0] / "checkpoints/last.pt"
     records = hd_evaluate.main(hd_evaluate.parse_opt(["--checkpoint", str(ckpt), "--n", "16", "--device", "cpu",
                                                       "--jsonl", str(tmp_path / "m.jsonl")]))
@@ -426,31 +492,29 @@ def test_evaluate_scores_generated_beside_real_scenes(stage1, tmp_path, monkeypa
     assert real["fid"] < generated["fid"]  # other real scenes are closer than a 4-step G's images
     assert generated["segmenter"] == real["segmenter"] and "_32x64_" in real["segmenter"]
     assert len((tmp_path / "m.jsonl").read_text().splitlines()) == 2
-    assert list((tmp_path / "cache").glob("pix2pixhd_segmenter_*_32x64_*.pt"))  # the cache the env var names
+    assert (segmenter_cache / real["segmenter"]).is_file()  # the cached segmenter it read
 
 
-def test_evaluate_refuses_a_folder_trained_model_in_one_line(tmp_path):
+def test_evaluate_refuses_a_folder_trained_model_in_one_line(plain_run, tmp_path):
     """The scene segmenter knows the embedded scenes only: a Cityscapes-style run is refused."""
-    from common.checkpoint import load_file, atomic_save
-
-    source = tmp_path / "src.pt"
-    run = tmp_path / "run"
-    main(TINY + ["--max-steps", "1", "--out", run])
-    payload = load_file(run / "checkpoints/last.pt")
+    payload = load_file(plain_run / "checkpoints/last.pt")
     payload["options"]["data"] = str(tmp_path / "cityscapes")
-    atomic_save(payload, source)
+    source = atomic_save(payload, tmp_path / "src.pt")
     proc = run_script("pix2pixhd", "evaluate", "--checkpoint", source, "--device", "cpu")
     assert_one_line_error(proc, "scene segmenter", "PSPNet")
 
 
-def test_eval_every_logs_segmentation_scores_during_training(tmp_path, monkeypatch):
-    """--eval-every: the same Sec. 4.1 scores as evaluate.py, to metrics.jsonl, mid-run."""
-    monkeypatch.setenv("GAN_PAPERS_CACHE", str(tmp_path / "cache"))
+def test_eval_every_logs_segmentation_scores_during_training(segmenter_cache, tmp_path, monkeypatch):
+    """--eval-every: the same Sec. 4.1 scores as evaluate.py, to metrics.jsonl, mid-run and once
+    more at the end (TrainLoop's evaluate)."""
+    monkeypatch.setattr(seg, "cache_dir", lambda: segmenter_cache)
+    monkeypatch.setattr(seg, "train_segmenter", lambda **kw: pytest.fail("not read from the cache"))
     out = tmp_path / "run"
-    main(TINY + ["--max-steps", "2", "--eval-every", "2", "--eval-n", "4", "--out", out])
+    main(TINY + ["--max-steps", "3", "--eval-every", "2", "--eval-n", "4", "--out", out])
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in records] == [2]
-    assert 0.0 <= records[0]["pixel_acc"] <= 1.0 and 0.0 <= records[0]["mean_iou"] <= 1.0 and records[0]["n"] == 4
+    assert [r["step"] for r in records] == [2, 3]
+    for r in records:
+        assert 0.0 <= r["pixel_acc"] <= 1.0 and 0.0 <= r["mean_iou"] <= 1.0 and r["n"] == 4
 
 
 def test_label_nc_0_translates_plain_images_end_to_end(tmp_path):

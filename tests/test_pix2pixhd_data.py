@@ -1,5 +1,6 @@
-"""pix2pixHD's data: the procedural scenes, the official folder layout, augmentation, and the
-generator-input maths (one-hot label map, instance boundary map)."""
+"""pix2pixHD's data: the procedural scenes (scenes.py), the embedded datasets, the official
+folder layout and its augmentation (dataset.py), and how label maps are shown (utils.py).
+The generator-input maths (one-hot label map, instance boundary map) is tested with the model."""
 from __future__ import annotations
 
 from argparse import Namespace
@@ -12,6 +13,9 @@ from PIL import Image
 
 from common.errors import DataError, UserError
 from pix2pixhd import dataset as D
+from pix2pixhd import scenes as S
+from pix2pixhd.model import boundary_map
+from pix2pixhd.utils import colorize, palette
 
 
 def opt(**kw) -> Namespace:
@@ -35,23 +39,23 @@ def touching_pairs(inst: np.ndarray, label: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------- scenes
 def test_make_scene_is_a_pure_function_of_the_seed_with_consistent_planes():
-    label, inst, image = D.make_scene(7, 64, 128)
-    again = D.make_scene(7, 64, 128)
+    label, inst, image = S.make_scene(7, 64, 128)
+    again = S.make_scene(7, 64, 128)
     assert all(np.array_equal(a, b) for a, b in zip((label, inst, image), again))
-    other = D.make_scene(8, 64, 128)
+    other = S.make_scene(8, 64, 128)
     assert not np.array_equal(image, other[2]) and not np.array_equal(label, other[0])
     assert label.shape == inst.shape == (64, 128) and image.shape == (64, 128, 3)
     assert label.dtype == np.uint8 and inst.dtype == np.int32 and image.dtype == np.uint8
-    assert label.max() < D.LABEL_NC == len(D.CLASS_NAMES)
+    assert label.max() < S.LABEL_NC == len(S.CLASS_NAMES)
     # Cityscapes convention: things class * 1000 + k, stuff = class, so the id gives the class back
-    assert np.array_equal(D.instance_class(torch.from_numpy(inst)).numpy(), label)
-    things = np.isin(label, D.THING_CLASSES)
+    assert np.array_equal(S.instance_class(torch.from_numpy(inst)).numpy(), label)
+    things = np.isin(label, S.THING_CLASSES)
     assert (inst[things] >= 1000).all() and np.array_equal(inst[~things], label[~things])
 
 
 def test_scene_layout_does_not_depend_on_the_resolution():
-    small = D.make_scene(3, 64, 128)[0]
-    large = D.make_scene(3, 128, 256)[0]
+    small = S.make_scene(3, 64, 128)[0]
+    large = S.make_scene(3, 128, 256)[0]
     assert (large[::2, ::2] == small).mean() > 0.95
 
 
@@ -69,11 +73,11 @@ def test_train_and_held_out_scenes_come_from_disjoint_seeds():
 
 @pytest.mark.parametrize("seed", range(8))
 def test_touching_instances_of_one_class_are_separated_only_by_the_boundary_map(seed):
-    label, inst, image = D.make_scene(seed, 64, 128)
+    label, inst, image = S.make_scene(seed, 64, 128)
     touch = touching_pairs(inst, label)
     assert touch.any(), "no two instances of one class touch"
-    edges = D.boundary_map(torch.from_numpy(inst)[None].long())[0, 0].numpy().astype(bool)
-    label_edges = D.boundary_map(torch.from_numpy(label)[None].long())[0, 0].numpy().astype(bool)
+    edges = boundary_map(torch.from_numpy(inst)[None].long())[0, 0].numpy().astype(bool)
+    label_edges = boundary_map(torch.from_numpy(label)[None].long())[0, 0].numpy().astype(bool)
     assert edges[touch].all()            # the instance boundary map marks the shared wall ...
     assert (edges | ~label_edges).all()  # (every class boundary is an instance boundary)
     extra = edges & ~label_edges         # ... and where the label map alone shows no boundary,
@@ -88,8 +92,8 @@ def test_touching_instances_of_one_class_are_separated_only_by_the_boundary_map(
 def test_instances_of_one_class_have_their_own_colours():
     spreads = []
     for seed in range(10):
-        label, inst, image = D.make_scene(seed, 64, 128)
-        for cls in (D.BUILDING, D.CAR):
+        label, inst, image = S.make_scene(seed, 64, 128)
+        for cls in (S.BUILDING, S.CAR):
             ids = [i for i in np.unique(inst[label == cls]) if (inst == i).sum() > 100]
             if len(ids) >= 2:
                 means = np.stack([image[inst == i].astype(np.float32).mean(0) for i in ids])
@@ -99,54 +103,25 @@ def test_instances_of_one_class_have_their_own_colours():
 
 
 def test_scene_images_are_not_a_colour_lookup_of_the_label_map():
-    label, inst, image = D.make_scene(1, 64, 128)
-    for cls in (D.ROAD, D.BUILDING, D.SKY):
+    label, inst, image = S.make_scene(1, 64, 128)
+    for cls in (S.ROAD, S.BUILDING, S.SKY):
         pixels = image[label == cls].astype(np.float32)
-        assert pixels.std(0).mean() > 5, D.CLASS_NAMES[cls]
+        assert pixels.std(0).mean() > 5, S.CLASS_NAMES[cls]
 
 
-# ---------------------------------------------------------------- the generator's input
-def test_boundary_map_on_a_hand_made_instance_map():
-    inst = torch.tensor([[5, 5, 5, 5],
-                         [5, 7, 5, 5],
-                         [5, 5, 5, 5],
-                         [5, 5, 5, 9]])
-    expected = torch.tensor([[0, 1, 0, 0],   # both sides of each boundary, 4-neighbours only:
-                             [1, 1, 1, 0],   # (0,0) and (2,2) touch the 7 diagonally only
-                             [0, 1, 0, 1],
-                             [0, 0, 1, 1]], dtype=torch.float32)
-    out = D.boundary_map(inst[None])
-    assert out.shape == (1, 1, 4, 4) and out.dtype == torch.float32
-    assert torch.equal(out[0, 0], expected)
-    assert torch.equal(D.boundary_map(inst[None, None]), out)        # N x 1 x H x W too
-    assert not D.boundary_map(torch.full((2, 3, 5), 26001)).any()    # the border is no boundary
-    big = torch.tensor([[[26001, 26002]]])                           # ids > 255 compared exactly
-    assert torch.equal(D.boundary_map(big)[0, 0], torch.ones(1, 2))
-
-
-def test_one_hot_and_encode_input_channels():
-    label = torch.randint(0, D.LABEL_NC, (2, 8, 16))
-    inst = torch.randint(0, 3, (2, 8, 16))
-    oh = D.one_hot(label, D.LABEL_NC)
-    assert oh.shape == (2, D.LABEL_NC, 8, 16) and oh.dtype == torch.float32
-    assert torch.equal(oh.sum(1), torch.ones(2, 8, 16)) and torch.equal(oh.argmax(1), label)
-    x = D.encode_input(label, inst, D.LABEL_NC, use_instance=True)
-    assert x.shape == (2, D.LABEL_NC + 1, 8, 16) == (2, D.input_channels(D.LABEL_NC, True), 8, 16)
-    assert torch.equal(x[:, :D.LABEL_NC], oh) and torch.equal(x[:, -1:], D.boundary_map(inst))
-    assert D.encode_input(label, None, D.LABEL_NC, use_instance=False).shape[1] == D.LABEL_NC
-    shown = D.colorize(label)
+# ---------------------------------------------------------------- showing label maps
+def test_colorize_shows_the_scenes_colours_and_any_label_count():
+    label = torch.randint(0, S.LABEL_NC, (2, 8, 16))
+    shown = colorize(label)
     assert shown.shape == (2, 3, 8, 16) and shown.min() >= -1 and shown.max() <= 1
-    assert torch.equal(((shown[0, :, 0, 0] + 1) * 127.5).round(), torch.tensor(D.CLASS_COLORS[label[0, 0, 0]]).float())
-    assert len({tuple(c) for c in D.palette(35)}) == 35
-    image = torch.rand(2, 3, 8, 16) * 2 - 1
-    assert torch.equal(D.encode_input(image, None, 0, use_instance=False), image)
-    assert D.encode_input(image, inst, 0, use_instance=True).shape[1] == 4 == D.input_channels(0, True)
+    assert torch.equal(((shown[0, :, 0, 0] + 1) * 127.5).round(), torch.tensor(S.CLASS_COLORS[label[0, 0, 0]]).float())
+    assert len({tuple(c) for c in palette(35)}) == 35
 
 
 # ---------------------------------------------------------------- embedded dataset
 def test_scene_items_and_flip_applied_alike_to_label_inst_and_image():
     ds = D.EmbeddedScenes(4, 32, 64, seed=1)
-    label, inst, image = D.make_scene(2, 32, 64)
+    label, inst, image = S.make_scene(2, 32, 64)
     plain = D.make_item(label, inst, image, "")
     flipped = D.make_item(label[:, ::-1], inst[:, ::-1], image[:, ::-1], "")
     seen = set()
@@ -167,7 +142,7 @@ def test_scene_items_and_flip_applied_alike_to_label_inst_and_image():
 
 def test_build_dataset_scenes_sizes_and_options():
     ds = D.build_dataset(opt())
-    assert len(ds) == 16 and ds[0]["label"].shape == D.EMBEDDED_SIZE and ds.input_nc == D.LABEL_NC + 1
+    assert len(ds) == 16 and ds[0]["label"].shape == S.EMBEDDED_SIZE and ds.input_nc == S.LABEL_NC + 1
     assert D.build_dataset(opt(load_size=512))[0]["image"].shape == (3, 256, 512)
     crop = D.build_dataset(opt(resize_or_crop="scale_width_and_crop", fine_size=64))[0]
     assert crop["label"].shape == (64, 64)

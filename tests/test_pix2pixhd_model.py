@@ -1,6 +1,7 @@
 """pix2pixHD networks: parameter counts layer by layer against the official code's, shapes,
 the coarse-to-fine wiring, G1 weights moving into the local enhancer, the multi-scale
-discriminator's scales, and the encoder's instance-wise average pooling."""
+discriminator's scales, the encoder's instance-wise average pooling, and the input G and D
+read (one-hot label map, instance boundary map)."""
 from __future__ import annotations
 
 import pytest
@@ -10,8 +11,10 @@ import torch.nn.functional as F
 
 from pix2pixhd.model import (DEFAULTS, Encoder, GlobalGenerator, LocalEnhancer, MultiscaleDiscriminator,
                              NLayerDiscriminator, build_discriminator, build_encoder, build_generator,
-                             discriminator_in_channels, generator_in_channels, init_weights, instance_features,
-                             instance_mean_pool, size_multiple)
+                             boundary_map, discriminator_in_channels, encode_input, generator_in_channels,
+                             init_weights, input_channels, instance_features, instance_mean_pool, one_hot,
+                             size_multiple)
+from pix2pixhd.scenes import LABEL_NC
 
 META = torch.device("meta")  # the full-size networks are only counted, never run: no memory, no time
 
@@ -299,3 +302,37 @@ def test_instance_features_are_the_per_instance_means():
     assert len(one[0]) == 1 and one[0][0][0] == -5 and torch.equal(one[0][0][1], torch.ones(2))
     with pytest.raises(ValueError):
         instance_mean_pool(feats, inst[:, :, :8])
+
+
+# ------------------------------------------------------- Sec. 3.3: the generator's input
+def test_boundary_map_on_a_hand_made_instance_map():
+    inst = torch.tensor([[5, 5, 5, 5],
+                         [5, 7, 5, 5],
+                         [5, 5, 5, 5],
+                         [5, 5, 5, 9]])
+    expected = torch.tensor([[0, 1, 0, 0],   # both sides of each boundary, 4-neighbours only:
+                             [1, 1, 1, 0],   # (0,0) and (2,2) touch the 7 diagonally only
+                             [0, 1, 0, 1],
+                             [0, 0, 1, 1]], dtype=torch.float32)
+    out = boundary_map(inst[None])
+    assert out.shape == (1, 1, 4, 4) and out.dtype == torch.float32
+    assert torch.equal(out[0, 0], expected)
+    assert torch.equal(boundary_map(inst[None, None]), out)        # N x 1 x H x W too
+    assert not boundary_map(torch.full((2, 3, 5), 26001)).any()    # the border is no boundary
+    big = torch.tensor([[[26001, 26002]]])                           # ids > 255 compared exactly
+    assert torch.equal(boundary_map(big)[0, 0], torch.ones(1, 2))
+
+
+def test_one_hot_and_encode_input_channels():
+    label = torch.randint(0, LABEL_NC, (2, 8, 16))
+    inst = torch.randint(0, 3, (2, 8, 16))
+    oh = one_hot(label, LABEL_NC)
+    assert oh.shape == (2, LABEL_NC, 8, 16) and oh.dtype == torch.float32
+    assert torch.equal(oh.sum(1), torch.ones(2, 8, 16)) and torch.equal(oh.argmax(1), label)
+    x = encode_input(label, inst, LABEL_NC, use_instance=True)
+    assert x.shape == (2, LABEL_NC + 1, 8, 16) == (2, input_channels(LABEL_NC, True), 8, 16)
+    assert torch.equal(x[:, :LABEL_NC], oh) and torch.equal(x[:, -1:], boundary_map(inst))
+    assert encode_input(label, None, LABEL_NC, use_instance=False).shape[1] == LABEL_NC
+    image = torch.rand(2, 3, 8, 16) * 2 - 1
+    assert torch.equal(encode_input(image, None, 0, use_instance=False), image)
+    assert encode_input(image, inst, 0, use_instance=True).shape[1] == 4 == input_channels(0, True)

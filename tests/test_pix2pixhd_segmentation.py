@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from pix2pixhd import segmentation as seg
-from pix2pixhd.dataset import LABEL_NC
+from pix2pixhd.scenes import LABEL_NC
 from pix2pixhd.segmentation import (Segmenter, held_out_scenes, load_segmenter, score_images, segment,
                                     segmentation_scores, train_segmenter)
 
@@ -26,8 +26,11 @@ def tmp_cache(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def trained():
-    return train_segmenter(**SMALL)
+def trained(tmp_path_factory):
+    """The SMALL segmenter, trained once per test session: tests/test_pix2pixhd.py's evaluation
+    tests use the same one, from the same folder of this session's temporary directory."""
+    return load_segmenter(**SMALL, directory=tmp_path_factory.getbasetemp() / "pix2pixhd_small_segmenter",
+                          verbose=False)
 
 
 @pytest.fixture(scope="module")
