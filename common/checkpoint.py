@@ -100,17 +100,6 @@ def load_file(path: str | Path) -> dict:
     return payload
 
 
-def load_stage_init(module: torch.nn.Module, path: str | Path, model_name: str, *, net: str = "G",
-                    stage: str = "psnr") -> None:
-    """A two-stage method's second stage starts from the first one's weights (SRGAN, ESRGAN):
-    `net`'s weights from a `--stage <stage>` checkpoint of `model_name`; anything else is a
-    one-line CheckpointError."""
-    payload = load_file(path)
-    if payload.get("model_name") != model_name or payload.get("options", {}).get("stage") != stage:
-        raise CheckpointError(f"--init {path}: not a --stage {stage} checkpoint of {model_name}")
-    load_state_checked(module, payload["models"][net], what=net, path=path)
-
-
 def load_tensors(path: str | Path):
     """torch.load(path, weights_only=True) with load_file's one-line errors, for any file of
     tensors (a checkpoint, or released weights: a plain state dict)."""
@@ -256,7 +245,7 @@ class Checkpointer:
     `models`/`optimizers` are dicts name -> object; `scaler` a GradScaler; `ema` an
     object with state_dict/load_state_dict; `states` any other objects with
     state_dict/load_state_dict that a run needs to continue exactly (learning-rate
-    schedules, CycleGAN's image pools). `arch_options` name the options that
+    schedulers, CycleGAN's image pools). `arch_options` name the options that
     decide tensor shapes, so a mismatch can say e.g. "ngf=64 in checkpoint, 128 now".
     Under torchrun every rank calls `save` (RNG states are gathered); rank 0 writes.
     """

@@ -370,7 +370,7 @@ class ResumableSampler(DistributedSampler):
 
     `keyed`: yield (index, epoch) instead of index, for a dataset whose random
     augmentation draws from a generator seeded by (seed, epoch, index) (a dataset with
-    `keyed = True`, e.g. common.image2image's): its crops then differ every epoch, yet
+    `keyed = True`, e.g. pix2pix's paired jitter): its crops then differ every epoch, yet
     depend neither on the global RNG nor on the worker count, so a resumed run reads
     exactly the images an unbroken one would."""
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Callable
@@ -121,61 +120,6 @@ def square_columns(n: int) -> int:
     return max(1, int(math.sqrt(n)))
 
 
-@dataclass
-class Samples:
-    """What a folder's draw() returns when a plain tensor is not enough: the images, the
-    grid's columns, the single images' file names and a note for the terminal line."""
-
-    images: torch.Tensor
-    nrow: int | None = None
-    names: list[str] | None = None
-    note: str = ""
-
-
-def from_prior(latents: Callable) -> Callable:
-    """draw() for an unconditional G: --n latents from `latents(options, n, torch.Generator)`
-    seeded with --seed, through G in batches."""
-    def draw(G, options: dict, opt, device) -> torch.Tensor:
-        return in_batches(G, latents(options, opt.n, torch.Generator().manual_seed(opt.seed)), device)
-    return draw
-
-
-def generate_script(model: str, description: str, build: Callable[[dict], torch.nn.Module], draw: Callable, *,
-                    add_args: Callable | None = None, ema: bool = False, **parser_kw) -> tuple[Callable, Callable]:
-    """(parse_opt, main) of a generate.py. main(opt) rebuilds G with `build(options)` from
-    --checkpoint (the EMA weights if the run kept some, unless --no-ema, where `ema`), has
-    `draw(G, options, opt, device)` make the images (a tensor, or Samples for a layout of
-    its own) and writes them (write_images). `add_args(parser)` adds the folder's flags."""
-    def parse_opt(argv=None):
-        parser = generate_parser(model, description, **parser_kw)
-        if ema:
-            parser.add_argument("--no-ema", action="store_true", help="use the raw G weights even if an EMA was saved")
-        if add_args is not None:
-            add_args(parser)
-        return parser.parse_args(argv)
-
-    def main(opt) -> Path:
-        from common.device import pick_device
-
-        device = pick_device(opt.device)
-        G, options = load_generator(opt.checkpoint, model, build, device,
-                                    use_ema=ema and not getattr(opt, "no_ema", False))
-        with torch.no_grad():
-            samples = draw(G, options, opt, device)
-        if isinstance(samples, torch.Tensor):
-            samples = Samples(samples)
-        return write_images(samples.images, opt, nrow=samples.nrow, names=samples.names, note=samples.note)
-
-    return parse_opt, main
-
-
-def run_script(parse_opt: Callable, main: Callable) -> None:
-    """`if __name__ == "__main__"`: main(parse_opt()) with one-line errors (common.errors.run_main)."""
-    from common.errors import run_main
-
-    run_main(lambda: main(parse_opt()))
-
-
 # ------------------------------------------------------------------- output
 def write_images(images: torch.Tensor, opt, *, nrow: int | None = None, names: list[str] | None = None,
                  note: str = "") -> Path:
@@ -212,35 +156,6 @@ def evaluator(opt, dataset, options: dict, device):
 
     return metrics.Evaluator(dataset, options["data"], n=opt.n, features=opt.features, device=device,
                              inception_weights=opt.inception_weights, seed=opt.seed)
-
-
-def evaluate_script(model: str, description: str, build: Callable[[dict], torch.nn.Module], latents: Callable,
-                    build_dataset: Callable, *, ema: bool = False) -> tuple[Callable, Callable]:
-    """(parse_opt, main) of an evaluate.py for an unconditional G: `build(options)` rebuilt
-    from --checkpoint, fed `latents(options, n, torch.Generator)`, its images measured
-    against the run's training data (`build_dataset(options)`), printed and appended to
-    <run>/metrics.jsonl (common.metrics)."""
-    def parse_opt(argv=None):
-        parser = evaluate_parser(model, description)
-        if ema:
-            parser.add_argument("--no-ema", action="store_true", help="use the raw G weights even if an EMA was saved")
-        return parser.parse_args(argv)
-
-    def main(opt) -> list[dict]:
-        from common import metrics
-        from common.device import pick_device
-
-        device = pick_device(opt.device)
-        payload = load_for_inference(opt.checkpoint, model)
-        G, options = load_generator(opt.checkpoint, model, build, device, payload=payload,
-                                    use_ema=ema and not getattr(opt, "no_ema", False))
-        reference = evaluator(opt, build_dataset(stored_data(options, opt.data_root)), options, device)
-        z = latents(options, reference.n, torch.Generator().manual_seed(opt.seed))
-        records = evaluation_records(opt, payload, reference, metrics.generate(G, z, device), model)
-        metrics.report_records(records, opt.checkpoint, opt.jsonl)
-        return records
-
-    return parse_opt, main
 
 
 def evaluation_records(opt, payload: dict, evaluator, images: torch.Tensor, model: str, **fields) -> list[dict]:
