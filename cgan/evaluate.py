@@ -30,7 +30,7 @@ from common.device import pick_device
 from common.errors import run_main
 from .dataset import build_dataset
 from .model import build_generator
-from .utils import cycling_labels, generate, label_classifier, sample_z
+from .utils import class_accuracy, cycling_labels, generate, label_classifier, sample_z
 
 MODEL_NAME = "cgan"
 
@@ -60,9 +60,9 @@ def main(opt) -> list[dict]:
     if classifier is None:
         print(f"class accuracy: not measured (the offline classifier knows digits only, the data are {o['data']})")
     else:  # does G(z | y) show the digit y? On real digits: the classifier's own accuracy
-        records[0]["class_accuracy"] = metrics.class_accuracy(classifier, images, labels)
+        records[0]["class_accuracy"] = class_accuracy(classifier, images, labels)
         if opt.real:
-            records[1]["class_accuracy"] = metrics.class_accuracy(
+            records[1]["class_accuracy"] = class_accuracy(
                 classifier, evaluator.real_a, real_labels(dataset, opt.seed, evaluator.n))
     metrics.report_records(records, opt.checkpoint, opt.jsonl)
     return records

@@ -193,13 +193,6 @@ def inception_score(logits: torch.Tensor, splits: int = 10, seed: int = 0) -> tu
     return float(mean), float(std)
 
 
-@torch.no_grad()
-def class_accuracy(classifier: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
-    """Fraction of images generated for label k that the offline classifier calls k."""
-    predictions = torch.cat([classifier(chunk).argmax(1).cpu() for chunk in images.split(256)])
-    return float((predictions == labels.cpu()).float().mean())
-
-
 # ------------------------------------------------------ diversity and paired metrics
 def to_unit_range(images: torch.Tensor) -> torch.Tensor:
     return ((images.float() + 1.0) / 2.0).clamp(0.0, 1.0)
@@ -259,35 +252,6 @@ def ssim(pred: torch.Tensor, target: torch.Tensor) -> float:
 
     pred, target = _paired(pred, target)
     return float(structural_similarity_index_measure(pred, target, data_range=1.0))
-
-
-LPIPS_BACKBONES = {"alex": "AlexNet_Weights", "vgg": "VGG16_Weights", "squeeze": "SqueezeNet1_1_Weights"}
-
-
-def lpips_backbone_path(net: str = "alex") -> Path:
-    """Where torchvision keeps the ImageNet backbone LPIPS needs; a one-line error if missing
-    (the LPIPS linear heads ship with torchmetrics; the backbone is a download)."""
-    import torchvision
-
-    if net not in LPIPS_BACKBONES:
-        raise UserError(f"unknown LPIPS network {net!r} ({' | '.join(LPIPS_BACKBONES)})")
-    url = getattr(torchvision.models, LPIPS_BACKBONES[net]).DEFAULT.url
-    path = Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[1]
-    if not path.is_file():
-        raise UserError(f"LPIPS needs the ImageNet {net} weights at {path} (from {url}); "
-                        f"PSNR and SSIM need no download")
-    return path
-
-
-def lpips(pred: torch.Tensor, target: torch.Tensor, net: str = "alex") -> float:
-    """Mean LPIPS (Zhang et al. 2018) of images in [-1, 1], when the backbone weights exist."""
-    from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
-
-    lpips_backbone_path(net)
-    metric = LearnedPerceptualImagePatchSimilarity(net_type=net, normalize=False)
-    if pred.shape[1] == 1:
-        pred, target = pred.expand(-1, 3, -1, -1), target.expand(-1, 3, -1, -1)
-    return float(metric(pred.float().clamp(-1, 1), target.float().clamp(-1, 1)))
 
 
 # ---------------------------------------------------------------- whole reports

@@ -16,6 +16,22 @@ def run_script(folder: str, script: str, *args: str, cwd: Path | None = None, ti
                           capture_output=True, text=True, timeout=timeout, env=env)
 
 
+def in_process(capsys, fn):
+    """`fn()` under run_main, in this process (as `python train.py` runs main), shaped like a finished
+    subprocess (returncode, stdout, stderr): for one-line-error checks that need no new interpreter."""
+    from types import SimpleNamespace
+
+    from common.errors import run_main
+
+    code = 0
+    try:
+        run_main(fn)
+    except SystemExit as exc:
+        code = exc.code
+    captured = capsys.readouterr()
+    return SimpleNamespace(returncode=code, stdout=captured.out, stderr=captured.err)
+
+
 def assert_one_line_error(proc, *needles: str) -> str:
     """Non-zero exit, no traceback, and a final stderr line 'error: ...' containing the needles."""
     assert proc.returncode != 0, proc.stdout + proc.stderr

@@ -523,3 +523,15 @@ def test_unlabelled_data_is_refused_and_class_folders_give_labels(tmp_path):
     Image.new("L", (12, 12), 0).save(tmp_path / "pets" / "loose.png")
     with pytest.raises(DataError, match="loose.png is not inside a class folder"):
         build_dataset(opt(tmp_path / "pets"))
+
+
+def test_class_accuracy_of_real_digits_and_of_shuffled_labels():
+    """On the classifier's own held-out digits the measure is its accuracy; labels shuffled: chance."""
+    from cgan.utils import class_accuracy
+    from common.features import digits_split, load_classifier
+
+    classifier, held_out = load_classifier()
+    _, _, images, labels = digits_split()
+    assert class_accuracy(classifier, images, labels) == pytest.approx(held_out)
+    shuffled = labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))]
+    assert class_accuracy(classifier, images, shuffled) < 0.3

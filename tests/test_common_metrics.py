@@ -99,16 +99,6 @@ def test_offline_conv_statistics_rank_photos_the_same_way():
     assert fids["real"] < fids["blurred"] < fids["noisy"] < fids["uniform"], fids
 
 
-def test_class_accuracy_of_real_digits_and_of_shuffled_labels():
-    from common.features import digits_split, load_classifier
-
-    classifier, held_out = load_classifier()
-    _, _, images, labels = digits_split()
-    assert M.class_accuracy(classifier, images, labels) == pytest.approx(held_out)
-    shuffled = labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))]
-    assert M.class_accuracy(classifier, images, shuffled) < 0.3
-
-
 # -------------------------------------------------------------------- MS-SSIM
 @pytest.mark.parametrize("size, scales", [(28, 2), (32, 2), (64, 3), (128, 4), (256, 5)])
 def test_ms_ssim_uses_the_scales_an_image_allows(size, scales):
@@ -148,11 +138,6 @@ def test_ssim_is_one_for_equal_images_and_lower_for_noisy_ones():
 def empty_torch_home(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     return tmp_path
-
-
-def test_lpips_without_its_backbone_names_the_file(empty_torch_home):
-    with pytest.raises(UserError, match=r"alexnet-owt-.*\.pth"):
-        M.lpips(torch.zeros(1, 3, 32, 32), torch.zeros(1, 3, 32, 32))
 
 
 def test_inception_without_weights_names_the_file(empty_torch_home):
@@ -232,35 +217,3 @@ def test_real_reference_halves_are_disjoint_and_capped():
     rows = lambda x: {bytes(r.numpy()) for r in x.flatten(1)}  # noqa: E731
     duplicates = len(digits) - len(rows(digits.images))
     assert len(rows(a) & rows(b)) <= duplicates < 20
-
-
-def test_lpips_runs_once_its_backbone_file_exists(empty_torch_home):
-    """A SqueezeNet file with random values stands in for the ImageNet download (the
-    smallest of the three backbones): the path from the file to a distance works."""
-    import torchvision
-
-    url = torchvision.models.SqueezeNet1_1_Weights.DEFAULT.url
-    target = empty_torch_home / "hub" / "checkpoints" / url.rsplit("/", 1)[1]
-    target.parent.mkdir(parents=True)
-    torch.save(torchvision.models.squeezenet1_1(weights=None).state_dict(), target)
-    assert M.lpips_backbone_path("squeeze") == target
-    x = PhotoCrops(32, length=2)
-    images = torch.stack([x[i][0] for i in range(2)])
-    assert M.lpips(images, images, net="squeeze") == pytest.approx(0.0, abs=1e-6)
-    assert M.lpips(images, images.flip(-1), net="squeeze") > 0.0
-
-
-def test_report_records_prints_each_and_appends_them_beside_the_run(tmp_path, capsys):
-    checkpoint = tmp_path / "run" / "checkpoints" / "last.pt"
-    checkpoint.parent.mkdir(parents=True)
-    records = [{"what": "generated", "step": 7, "features": "f", "n": 2, "fid": 1.5, "kid": 0.1, "kid_std": 0.01,
-                "ms_ssim": 0.3},
-               {"what": "real A vs B", "step": 7, "features": "f", "n": 2, "fid": 0.5, "kid": 0.0, "kid_std": 0.0,
-                "ms_ssim": 0.3}]
-    path = M.report_records(records, checkpoint)
-    assert path == (tmp_path / "run" / "metrics.jsonl").resolve()
-    assert [json.loads(line)["fid"] for line in path.read_text().splitlines()] == [1.5, 0.5]
-    out = capsys.readouterr().out
-    assert "generated (step 7): FID 1.500" in out and "real A vs B: FID 0.500" in out
-    other = M.report_records(records[:1], checkpoint, tmp_path / "elsewhere.jsonl")  # --jsonl
-    assert other == tmp_path / "elsewhere.jsonl" and len(path.read_text().splitlines()) == 2

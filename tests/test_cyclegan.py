@@ -3,7 +3,6 @@ image pool, one step, end to end, exact resume, generate / evaluate, the unpaire
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,14 +13,13 @@ from PIL import Image
 from common.checkpoint import load_file
 from common.data import HELD_OUT_PHOTOS, augment
 from common.device import Precision
-from common.errors import run_main
 from cyclegan import dataset as cg_data
 from cyclegan import evaluate as cg_evaluate
 from cyclegan import generate as cg_generate
 from cyclegan import train as cg_train
 from cyclegan.model import PatchDiscriminator, ResnetGenerator, init_weights
 from cyclegan.utils import ImagePool, load_generator, pad_to_multiple, paired_report, translate
-from tests.helpers import ROOT, assert_one_line_error, run_script
+from tests.helpers import ROOT, assert_one_line_error, in_process, run_script
 
 TINY = ["--image-size", "32", "--ngf", "8", "--ndf", "8", "--precision", "fp32", "--device", "cpu",
         "--log-every", "1"]
@@ -460,17 +458,6 @@ def test_help_names_where_defaults_come_from(capsys):
 
 
 # -------------------------------------------------------------- bad input
-def one_line(capsys, fn) -> SimpleNamespace:
-    """run_main in-process (as `python train.py` runs it), shaped like a finished subprocess."""
-    code = 0
-    try:
-        run_main(fn)
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return SimpleNamespace(returncode=code, stdout=captured.out, stderr=captured.err)
-
-
 @pytest.mark.parametrize("case", ["missing", "no_trainB", "empty_trainA", "not_image"])
 def test_bad_data_gives_one_clear_line(tmp_path, capsys, case):
     root = tmp_path / "ds"
@@ -487,7 +474,7 @@ def test_bad_data_gives_one_clear_line(tmp_path, capsys, case):
         (root / "trainB" / "notes.txt").write_text("hello")
     needle = {"missing": "no such folder", "no_trainB": "no trainB/ folder", "empty_trainA": "trainA",
               "not_image": "notes.txt"}[case]
-    proc = one_line(capsys, lambda: cg_train.main(cg_train.parse_opt(TINY + ["--data", str(root), "--out",
+    proc = in_process(capsys, lambda: cg_train.main(cg_train.parse_opt(TINY + ["--data", str(root), "--out",
                                                                              str(tmp_path / "out")])))
     line = assert_one_line_error(proc, needle)
     if case == "empty_trainA":
@@ -505,7 +492,7 @@ def test_checkpoint_of_another_model_is_refused(tmp_path, capsys):
                                                                "--out", str(tmp_path / "x")])),
                lambda: cg_evaluate.main(cg_evaluate.parse_opt(["--checkpoint", ckpt])),
                lambda: cg_train.main(cg_train.parse_opt(TINY + ["--resume", ckpt, "--out", str(tmp_path / "y")]))):
-        assert_one_line_error(one_line(capsys, fn), "'dcgan'", "cyclegan")
+        assert_one_line_error(in_process(capsys, fn), "'dcgan'", "cyclegan")
 
 
 def test_module_form_runs_from_the_root_and_reports_bad_data(tmp_path):

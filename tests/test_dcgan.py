@@ -15,7 +15,7 @@ from dcgan import generate as dcgan_generate
 from dcgan import train as dcgan_train
 from dcgan.model import Discriminator, Generator, init_weights
 from dcgan.utils import interpolate_z, sample_z
-from tests.helpers import ROOT, assert_one_line_error, run_script
+from tests.helpers import ROOT, assert_one_line_error, in_process, run_script
 
 TINY = ["--image-size", "16", "--ngf", "8", "--ndf", "8", "--batch-size", "16", "--precision", "fp32",
         "--device", "cpu", "--log-every", "1"]
@@ -364,16 +364,16 @@ def test_bad_data_gives_one_clear_line(tmp_path, case):
     assert_one_line_error(proc, needle)
 
 
-def test_checkpoint_of_another_model_is_refused(tmp_path):
-    simple = tmp_path / "simple"
-    proc = run_script("simple_gan", "train", "--max-steps", "1", "--batch-size", "8", "--device", "cpu",
-                      "--out", simple)
-    assert proc.returncode == 0, proc.stderr
-    ckpt = simple / "checkpoints/last.pt"
-    assert_one_line_error(run_script("dcgan", "generate", "--checkpoint", ckpt, "--out", tmp_path / "x.png"),
-                          "simple_gan")
-    assert_one_line_error(run_script("dcgan", "train", *TINY, "--resume", ckpt, "--out", tmp_path / "y"),
-                          "simple_gan")
+def test_checkpoint_of_another_model_is_refused(tmp_path, capsys):
+    from simple_gan import train as simple_train
+
+    simple = simple_train.main(simple_train.parse_opt(["--max-steps", "1", "--batch-size", "8", "--device", "cpu",
+                                                       "--out", str(tmp_path / "simple")]))
+    ckpt = str(simple / "checkpoints/last.pt")
+    generate = dcgan_generate.parse_opt(["--checkpoint", ckpt, "--out", str(tmp_path / "x.png")])
+    assert_one_line_error(in_process(capsys, lambda: dcgan_generate.main(generate)), "simple_gan")
+    train = dcgan_train.parse_opt(TINY + ["--resume", ckpt, "--out", str(tmp_path / "y")])
+    assert_one_line_error(in_process(capsys, lambda: dcgan_train.main(train)), "simple_gan")
 
 
 def test_checkpoint_of_another_shape_names_the_option(tiny_run, tmp_path):

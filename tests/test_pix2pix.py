@@ -14,7 +14,7 @@ from PIL import Image
 from common.checkpoint import load_file
 from common.data import augment, to_tensor
 from common.device import Precision
-from common.errors import DataError, run_main
+from common.errors import DataError
 from pix2pix import generate as p2p_generate
 from pix2pix import train as p2p_train
 from pix2pix.dataset import (EmbeddedPairs, PairedFolder, as_images, edges, held_out_pairs, jitter, lab_pair,
@@ -23,7 +23,7 @@ from pix2pix.model import (NET_D, PatchDiscriminator, PixelDiscriminator, UNetGe
                            init_weights)
 from pix2pix.utils import (input_output_target_rows, pad_to_multiple, paired_report, paper_test_mode,
                            run_generator)
-from tests.helpers import assert_one_line_error, run_script
+from tests.helpers import assert_one_line_error, in_process, run_script
 
 TINY = ["--image-size", "32", "--load-size", "36", "--ngf", "8", "--ndf", "8", "--precision", "fp32",
         "--device", "cpu", "--log-every", "1", "--epoch-length", "6"]
@@ -377,17 +377,6 @@ def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("p2p") / "run"
     p2p_train.main(p2p_train.parse_opt(TINY_RUN + ["--out", str(out)]))
     return out
-
-
-def in_process(capsys, fn) -> SimpleNamespace:
-    """run_main in-process (as `python train.py` runs it), shaped like a finished subprocess."""
-    code = 0
-    try:
-        run_main(fn)
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return SimpleNamespace(returncode=code, stdout=captured.out, stderr=captured.err)
 
 
 def test_generate_rows_files_and_folders_of_any_size(tiny_run, tmp_path, capsys):

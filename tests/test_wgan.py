@@ -11,7 +11,7 @@ import torch.nn as nn
 from common.checkpoint import load_file
 from common.inference import load_generator
 from common.device import Precision
-from tests.helpers import assert_one_line_error, run_script
+from tests.helpers import assert_one_line_error, in_process, run_script
 from wgan import train as wgan_train
 from wgan.model import Critic, Generator, build_generator, clip_weights, init_weights
 from wgan.utils import batches_before, critic_iterations, generator_iterations_in, sample_z
@@ -262,12 +262,15 @@ def test_epochs_count_passes_of_the_critic_over_the_data(tmp_path):
     assert load_file(out / "checkpoints/last.pt")["step"] == 28 // 5
 
 
-def test_bad_checkpoint_paths_and_other_models_get_one_line_errors(tiny_run, tmp_path):
+def test_bad_checkpoint_paths_and_other_models_get_one_line_errors(tiny_run, tmp_path, capsys):
+    from dcgan import train as dcgan_train
+    from wgan import generate as wgan_generate
+
     proc = run_script("wgan", "generate", "--checkpoint", tmp_path / "missing.pt", "--device", "cpu")
     assert_one_line_error(proc, "missing.pt")
-    dcgan_out = tmp_path / "dcgan"
-    proc = run_script("dcgan", "train", "--image-size", "16", "--ngf", "8", "--ndf", "8", "--batch-size", "16",
-                      "--max-steps", "1", "--device", "cpu", "--out", dcgan_out)
-    assert proc.returncode == 0, proc.stderr
-    proc = run_script("wgan", "generate", "--checkpoint", dcgan_out / "checkpoints/last.pt", "--device", "cpu")
-    assert_one_line_error(proc, "dcgan")
+    dcgan_out = dcgan_train.main(dcgan_train.parse_opt(["--image-size", "16", "--ngf", "8", "--ndf", "8", "--batch-size",
+                                                        "16", "--max-steps", "1", "--device", "cpu",
+                                                        "--out", str(tmp_path / "dcgan")]))
+    generate = wgan_generate.parse_opt(["--checkpoint", str(dcgan_out / "checkpoints/last.pt"), "--device", "cpu",
+                                        "--out", str(tmp_path / "g.png")])
+    assert_one_line_error(in_process(capsys, lambda: wgan_generate.main(generate)), "dcgan")
