@@ -217,3 +217,19 @@ def test_real_reference_halves_are_disjoint_and_capped():
     rows = lambda x: {bytes(r.numpy()) for r in x.flatten(1)}  # noqa: E731
     duplicates = len(digits) - len(rows(digits.images))
     assert len(rows(a) & rows(b)) <= duplicates < 20
+
+
+def test_report_records_prints_each_and_appends_them_beside_the_run(tmp_path, capsys):
+    checkpoint = tmp_path / "run" / "checkpoints" / "last.pt"
+    checkpoint.parent.mkdir(parents=True)
+    records = [{"what": "generated", "step": 7, "features": "f", "n": 2, "fid": 1.5, "kid": 0.1, "kid_std": 0.01,
+                "ms_ssim": 0.3},
+               {"what": "real A vs B", "step": 7, "features": "f", "n": 2, "fid": 0.5, "kid": 0.0, "kid_std": 0.0,
+                "ms_ssim": 0.3}]
+    path = M.report_records(records, checkpoint)
+    assert path == (tmp_path / "run" / "metrics.jsonl").resolve()
+    assert [json.loads(line)["fid"] for line in path.read_text().splitlines()] == [1.5, 0.5]
+    out = capsys.readouterr().out
+    assert "generated (step 7): FID 1.500" in out and "real A vs B: FID 0.500" in out
+    other = M.report_records(records[:1], checkpoint, tmp_path / "elsewhere.jsonl")  # --jsonl
+    assert other == tmp_path / "elsewhere.jsonl" and len(path.read_text().splitlines()) == 2
