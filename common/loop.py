@@ -8,19 +8,20 @@ A train.py keeps the paper's algorithm on screen and hands the rest to two calls
                      sample=lambda: sample(G, fixed_z))  # --max-steps caps `total` here, for every folder
     for step, epoch, batch in loop.over(loader):  # resumes mid-epoch; stops on Ctrl-C / --max-minutes
         losses = train_step(G, D, ...)            # the paper's step, visible in train.py
-        loop.after_step(step, epoch, losses)      # bar, finite check, logs, LR schedule, samples, checkpoint, eval
+        loop.after_step(step, epoch, losses)      # bar, finite check, logs, samples, checkpoint, eval
     return loop.finish()                          # the last checkpoint, grid and evaluation
 
 `loop.steps()` yields only the step number, for papers whose step reads several batches
 (WGAN's n_critic critic iterations). Each chore has one way, here: --max-steps caps the
-run's length, `lr_schedulers` (torch.optim.lr_scheduler objects) are stepped once per epoch
-or once per step, --eval-every measures during the run and once more at its end. Nothing
+run's length, `lr_schedulers` (torch.optim.lr_scheduler objects) are brought to the epoch
+or the step about to run, --eval-every measures during the run and once more at its end. Nothing
 here knows a paper's maths: it is a plain object with three methods, no base class and no
 callbacks beyond the two functions a folder passes in (`sample` for the grids, `evaluate`
 for --eval-every).
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -107,6 +108,19 @@ def evaluation(opt, session: Session, dataset, G: torch.nn.Module, latents: Call
     return lambda: evaluator(cmetrics.generate(G, z, session.device))
 
 
+def advance_schedules(schedulers, position: int) -> None:
+    """Step each torch.optim.lr_scheduler until it stands at `position` (its last_epoch): the
+    epoch about to run, or the number of steps already taken. A run resumed at an epoch's start
+    steps its scheduler before this process has called optimizer.step(); torch's warning about
+    that order guards against skipping a schedule's first rate, which bringing the scheduler to
+    a given position cannot do, so it is silenced here."""
+    for scheduler in schedulers:
+        while scheduler.last_epoch < position:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
+                scheduler.step()
+
+
 class TrainLoop:
     """Progress bar, finite check, loss all-reduce, TensorBoard scalars, sample grids,
     checkpoints, evaluation, Ctrl-C and --max-minutes for one training run.
@@ -115,11 +129,12 @@ class TrainLoop:
     --eval-every (with `evaluate`), --max-minutes, and the length: `total` is the paper's
     number of steps, cut to --max-steps when that is given. `sample()` returns the images
     of one grid (in [-1, 1]); `evaluate()` returns a common.metrics report.
-    `lr_schedulers` {name: torch.optim.lr_scheduler object} are stepped after the paper's
-    step, at the end of every epoch (`schedule_every="epoch"`, pix2pix's linear decay) or
-    after every step ("step", SRGAN's halving), before the checkpoint of that step is
-    written; each one's rate is logged as train/lr_<name>. Their state belongs in the
-    Checkpointer's `states`, so a resumed run continues the schedule.
+    `lr_schedulers` {name: torch.optim.lr_scheduler object} are brought, before each step,
+    to that step's place in the schedule: its epoch (`schedule_every="epoch"`, pix2pix's
+    linear decay) or the number of steps before it ("step", SRGAN's halving). The place is
+    derived from where the run is, so a checkpoint holds the rate its last step used, and a
+    resumed (or lengthened) run starts on the right one. Each one's rate is logged as
+    train/lr_<name>. Their state belongs in the Checkpointer's `states`.
     """
 
     def __init__(self, opt, session: Session, run: crun.Run, checkpointer, *, total: int, start_step: int,
@@ -133,7 +148,6 @@ class TrainLoop:
         self.total = total if opt.max_steps is None else min(total, opt.max_steps)  # --max-steps
         self.start_step = start_step
         self.lr_schedulers, self.schedule_every = dict(lr_schedulers or {}), schedule_every
-        self.steps_per_epoch = None  # known once over(loader) starts
         self.step, self.epoch = start_step, 0
         self.sample, self.evaluate_fn, self.grid_columns = sample, evaluate, grid_columns
         self.scaler = session.prec.scaler
@@ -146,13 +160,16 @@ class TrainLoop:
     def over(self, loader) -> Iterator[tuple[int, int, object]]:
         """(step, epoch, batch) for steps start_step+1 .. total, one batch each, resuming
         mid-epoch on exactly the batch a run that never stopped would have read."""
-        self.steps_per_epoch = len(loader)
         for step, epoch, batch in self._until_stopped(cdata.iterate_steps(loader, self.start_step, self.total)):
+            advance_schedules(self.lr_schedulers.values(), epoch if self.schedule_every == "epoch" else step - 1)
             yield step, epoch, batch
 
     def steps(self) -> Iterator[int]:
         """Step numbers start_step+1 .. total, for a step that reads its own batches."""
+        if self.lr_schedulers and self.schedule_every == "epoch":
+            raise ValueError("an epoch schedule needs loop.over(loader), which knows the epochs")
         for step in self._until_stopped(range(self.start_step + 1, self.total + 1)):
+            advance_schedules(self.lr_schedulers.values(), step - 1)
             yield step
 
     def _until_stopped(self, items):
@@ -180,8 +197,8 @@ class TrainLoop:
     # ----------------------------------------------------------- bookkeeping
     def after_step(self, step: int, epoch: int, losses: dict, log: dict | None = None) -> dict:
         """Everything after the paper's step: the losses (detached tensors) averaged over
-        ranks and checked, the bar, TensorBoard (`log`: extra scalars, e.g. a momentum),
-        the learning-rate schedules, the grid, the checkpoint and the evaluation when due."""
+        ranks and checked, the bar, TensorBoard (with each scheduler's rate, and `log`: extra
+        scalars, e.g. a momentum), the grid, the checkpoint and the evaluation when due."""
         self.step, self.epoch = step, epoch
         opt = self.opt
         stats = torch.stack([v.detach().float() for v in losses.values()])
@@ -196,7 +213,6 @@ class TrainLoop:
         if step % opt.log_every == 0:
             rates = {f"lr_{name}": s.get_last_lr()[0] for name, s in self.lr_schedulers.items()}
             self.run.log_scalars(step, {f"train/{k}": v for k, v in {**values, **rates, **(log or {})}.items()})
-        self._step_schedules(step)
         if step % opt.sample_every == 0:
             self._save_grid(step)
         if step % opt.save_every == 0:
@@ -204,17 +220,6 @@ class TrainLoop:
         if self.evaluate_fn is not None and step % opt.eval_every == 0:
             self._evaluate(step, self._bar.write)
         return values
-
-    def _step_schedules(self, step: int) -> None:
-        """The rate for the next step: each scheduler steps after every step, or after the
-        last step of every epoch."""
-        if not self.lr_schedulers:
-            return
-        if self.schedule_every == "epoch" and self.steps_per_epoch is None:
-            raise ValueError("an epoch schedule needs loop.over(loader), which knows the epoch's length")
-        if self.schedule_every == "step" or step % self.steps_per_epoch == 0:
-            for scheduler in self.lr_schedulers.values():
-                scheduler.step()
 
     def _checked(self, step: int, values: dict) -> dict:
         """The finite check, except where fp16's GradScaler skipped an update whose

@@ -155,11 +155,8 @@ def linear_decay(epoch: int, epochs: int, decay_epochs: int) -> float:
     by the official code's rule, with n_constant = epochs - decay_epochs,
         1 - max(0, e + 1 - n_constant) / (decay_epochs + 1):
     1 through epoch n_constant - 1, then steps of 1 / (decay_epochs + 1) down to
-    1 / (decay_epochs + 1) in the last epoch. After the last epoch the factor stays at the
-    last epoch's: the loop steps the schedule once more after the final step, so the
-    checkpoint keeps the rate the run ended with."""
-    e = min(epoch, epochs - 1)
-    return max(0.0, 1.0 - max(0, e + 1 - (epochs - decay_epochs)) / (decay_epochs + 1))
+    1 / (decay_epochs + 1) in the last epoch."""
+    return max(0.0, 1.0 - max(0, epoch + 1 - (epochs - decay_epochs)) / (decay_epochs + 1))
 
 
 # --------------------------------------------------------------- one iteration
@@ -218,7 +215,7 @@ def main(opt) -> Path:
     opt_g = torch.optim.Adam([*G_AB.parameters(), *G_BA.parameters()], lr=opt.lr, betas=betas)
     opt_d = torch.optim.Adam([*D_A.parameters(), *D_B.parameters()], lr=opt.lr, betas=betas)
     decay = lambda epoch: linear_decay(epoch, opt.epochs, opt.decay_epochs)  # noqa: E731
-    sched_g, sched_d = LambdaLR(opt_g, decay), LambdaLR(opt_d, decay)  # stepped by the loop, once per epoch
+    sched_g, sched_d = LambdaLR(opt_g, decay), LambdaLR(opt_d, decay)  # the loop brings them to each epoch
     pool_a, pool_b = ImagePool(opt.pool_size), ImagePool(opt.pool_size)
 
     run = crun.Run(opt.out, options, session.is_main)

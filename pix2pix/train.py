@@ -126,11 +126,8 @@ def linear_decay(epoch: int, epochs: int, decay_epochs: int) -> float:
     towards zero over the last decay_epochs,
         1 - max(0, e + 1 - n_constant) / (decay_epochs + 1):
     1 through epoch n_constant - 1, then steps of 1 / (decay_epochs + 1) down to
-    1 / (decay_epochs + 1) in the last epoch. (The paper says only "200 epochs" with Adam.)
-    After the last epoch the factor stays at the last epoch's: the loop steps the schedule
-    once more after the final step, so the checkpoint keeps the rate the run ended with."""
-    e = min(epoch, epochs - 1)
-    return max(0.0, 1.0 - max(0, e + 1 - (epochs - decay_epochs)) / (decay_epochs + 1))
+    1 / (decay_epochs + 1) in the last epoch. (The paper says only "200 epochs" with Adam.)"""
+    return max(0.0, 1.0 - max(0, epoch + 1 - (epochs - decay_epochs)) / (decay_epochs + 1))
 
 
 # --------------------------------------------------------------- one iteration
@@ -175,7 +172,7 @@ def main(opt) -> Path:
     opt_g = cdev.adam(G.parameters(), lr=opt.lr, betas=(opt.beta1, opt.beta2))  # fused where available
     opt_d = cdev.adam(D.parameters(), lr=opt.lr, betas=(opt.beta1, opt.beta2))
     decay = lambda epoch: linear_decay(epoch, opt.epochs, opt.decay_epochs)  # noqa: E731
-    sched_g, sched_d = LambdaLR(opt_g, decay), LambdaLR(opt_d, decay)  # stepped by the loop, once per epoch
+    sched_g, sched_d = LambdaLR(opt_g, decay), LambdaLR(opt_d, decay)  # the loop brings them to each epoch
 
     run = crun.Run(opt.out, options, session.is_main)
     ckpt = Checkpointer(run.checkpoints, model_name=MODEL_NAME, models={"G": G, "D": D},

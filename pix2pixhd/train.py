@@ -215,11 +215,9 @@ def linear_decay(epoch: int, epochs: int, decay_epochs: int) -> float:
     takes lr0 / decay_epochs off the rate after each epoch past the constant ones:
         1 - max(0, e - n_constant) / decay_epochs,
     1 in the first decaying epoch and 1 / decay_epochs in the last (the official rate reaches
-    0 only after the last epoch). LambdaLR multiplies --lr by it; the loop steps it after each
-    epoch's last step. After the last epoch the factor stays at the last epoch's, so the final
-    checkpoint keeps the rate the run ended with."""
-    e = min(epoch, epochs - 1)
-    return max(0.0, 1.0 - max(0, e - (epochs - decay_epochs)) / max(1, decay_epochs))
+    0 only after the last epoch). LambdaLR multiplies --lr by it; the loop brings it to each
+    epoch before the epoch's first step."""
+    return max(0.0, 1.0 - max(0, epoch - (epochs - decay_epochs)) / max(1, decay_epochs))
 
 
 # --------------------------------------------------------------- one iteration
@@ -317,7 +315,7 @@ def main(opt) -> Path:
         losses = train_step(G_train, D_train, E_train, opt_g, opt_d, label_map, batch["inst"].to(session.device),
                             session.to_input(batch["image"]), session.prec, lambda_feat=opt.lambda_feat,
                             n_layers_d=opt.n_layers_D, feat_loss=not opt.no_gan_feat_loss, vgg=vgg)
-        loop.after_step(step, epoch, losses)  # the rate changes after an epoch's last step (linear_decay)
+        loop.after_step(step, epoch, losses)
     out = loop.finish()
     if E is not None and session.is_main:  # Sec. 3.4 after training: the looks generate.py --style picks from
         print(write_styles(E, options, session.device, run.directory / STYLES_FILE))

@@ -116,9 +116,9 @@ def scalars(run_dir, tag):
     return [(e.step, e.value) for e in acc.Scalars(tag)]
 
 
-def test_an_epoch_schedule_steps_after_each_epochs_last_step_and_resumes(tmp_path):
-    """Rates 0.1 for epoch 0 (steps 1-3), 0.05 for epoch 1, ...: the loop steps the scheduler
-    after step 3, 6, ...; a run resumed at step 4 (saved after the epoch's step) goes on alike."""
+def test_an_epoch_schedule_stands_at_each_epoch_and_resumes(tmp_path):
+    """Rates 0.1 for epoch 0 (steps 1-3), 0.05 for epoch 1, ...: the loop brings the scheduler to
+    each epoch before its first step; a run resumed at step 4 goes on alike."""
     from torch.utils.data import TensorDataset
 
     data = TensorDataset(torch.zeros(6, 2))  # 3 batches of 2 an epoch
@@ -140,7 +140,7 @@ def test_an_epoch_schedule_steps_after_each_epochs_last_step_and_resumes(tmp_pat
     assert torch.equal(rest.model.weight, toy.model.weight)
 
 
-def test_a_step_schedule_steps_after_every_step(tmp_path):
+def test_a_step_schedule_stands_at_every_step(tmp_path):
     def milestones(optimizer):
         return {"G": torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[2, 4], gamma=0.1)}
 

@@ -142,12 +142,12 @@ def test_losses_match_the_equations():
 
 def test_linear_decay_is_the_papers_100_plus_100_epochs():
     """Sec. 4: the same rate for 100 epochs, then linearly towards zero over 100 more, by the
-    official rule 1 - max(0, e + 1 - 100) / 101; after the last epoch its rate stays."""
+    official rule 1 - max(0, e + 1 - 100) / 101, zero past the end."""
     rates = [cg_train.linear_decay(e, 200, 100) for e in range(200)]
     assert rates[:100] == [1.0] * 100
     assert rates[100] == pytest.approx(100 / 101) and rates[199] == pytest.approx(1 / 101)
     assert all(a > b for a, b in zip(rates[100:], rates[101:]))
-    assert cg_train.linear_decay(200, 200, 100) == rates[199] and cg_train.linear_decay(0, 2, 0) == 1.0
+    assert cg_train.linear_decay(500, 200, 100) == 0.0 and cg_train.linear_decay(0, 2, 0) == 1.0
 
 
 # --------------------------------------------------------------- image pool

@@ -14,6 +14,7 @@ from torch.optim.lr_scheduler import MultiStepLR
 
 from common.checkpoint import load_file
 from common.errors import CheckpointError, DataError, UserError
+from common.loop import advance_schedules
 from esrgan import dataset as es_data
 from esrgan import evaluate as es_evaluate
 from esrgan import generate as es_generate
@@ -348,7 +349,7 @@ def test_tiled_upscaling_equals_the_untiled_one():
 
 @pytest.mark.parametrize("stage", ["psnr", "gan"])
 def test_lr_schedule_is_the_papers_rule_at_every_step_and_across_a_resume(stage, monkeypatch):
-    """Sec. 4.1's halvings, as train.py builds them and TrainLoop steps them (after every step):
+    """Sec. 4.1's halvings, as train.py builds them and TrainLoop brings them to each step:
     the rate of (1-based) step s is exactly lr * 0.5 ** (number of milestones m with s > m),
     before and after a resume at any step (the paper's milestones, scaled down 10^4 times)."""
     monkeypatch.setattr(es_train, "PSNR_HALVING_EVERY", 20)
@@ -364,10 +365,10 @@ def test_lr_schedule_is_the_papers_rule_at_every_step_and_across_a_resume(stage,
     for resume_every_step in (False, True):
         optimizer, sched = schedule()
         for step in range(1, opt.iters + 1):
+            advance_schedules([sched], step - 1)  # what TrainLoop does before the step
             expected = opt.lr * 0.5 ** sum(step > m for m in milestones)
             assert optimizer.param_groups[0]["lr"] == expected, (step, resume_every_step)
-            optimizer.step()  # the step (no gradients here: nothing moves), then TrainLoop's scheduler.step()
-            sched.step()
+            optimizer.step()  # the step (no gradients here: nothing moves)
             if resume_every_step:  # a run stopped here and resumed from its checkpoint's states
                 saved_opt, saved_sched = optimizer.state_dict(), sched.state_dict()
                 optimizer, sched = schedule()

@@ -151,15 +151,14 @@ def test_losses_are_the_papers():
     assert float(p2p_train.l1_loss(a, b)) == 0.5
 
 
-def test_linear_decay_is_constant_then_linear_to_the_last_epochs_rate():
+def test_linear_decay_is_constant_then_linear_to_zero():
     """The official rule 1 - max(0, e + 1 - n_constant) / (decay_epochs + 1) with 200 = 100 + 100 epochs."""
     rates = [2e-4 * p2p_train.linear_decay(e, 200, 100) for e in range(200)]
     assert rates[:100] == [2e-4] * 100  # constant for the first 100 epochs
     assert rates[100] == pytest.approx(2e-4 * (1 - 1 / 101))
     assert rates[199] == pytest.approx(2e-4 / 101)  # the official rule's last step
     assert all(a > b for a, b in zip(rates[100:], rates[101:]))
-    after = [p2p_train.linear_decay(e, 200, 100) for e in (199, 200, 500)]
-    assert after[0] == after[1] == after[2] == pytest.approx(1 / 101)  # after the end: the last epoch's
+    assert p2p_train.linear_decay(500, 200, 100) == 0.0  # past the end: zero, never negative
     assert [p2p_train.linear_decay(e, 3, 3) for e in range(3)] == [0.75, 0.5, 0.25]  # no constant epochs
 
 

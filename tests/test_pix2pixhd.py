@@ -18,6 +18,7 @@ from common import distributed
 from common.checkpoint import FORMAT_VERSION, atomic_save, load_file
 from common.device import Precision
 from common.errors import CheckpointError, UserError
+from common.loop import advance_schedules
 from common.vgg import vgg19_features
 from pix2pixhd import cluster_features as hd_cluster
 from pix2pixhd import generate as hd_generate
@@ -166,15 +167,15 @@ def official_rates(n_constant: int, decay: int) -> list[float]:
 
 @pytest.mark.parametrize("epochs, decay", [(5, 3), (200, 100), (4, 4), (3, 0)])
 def test_linear_decay_reaches_zero_as_the_official_update_learning_rate(epochs, decay):
-    """train.py's LambdaLR, stepped after every epoch as the loop does, gives each epoch the
-    official rate; after the last epoch the rate stays at the last epoch's."""
+    """train.py's LambdaLR, brought to each epoch before its first step as the loop does, gives
+    each epoch the official rate; after the last epoch the rate is the last epoch's."""
     opt = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=2e-4)
     s = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: hd_train.linear_decay(e, epochs, decay))
     lrs = []
-    for _ in range(epochs):
+    for epoch in range(epochs):
+        advance_schedules([s], epoch)  # what TrainLoop does before the epoch's first step
         lrs.append(opt.param_groups[0]["lr"])
         opt.step()
-        s.step()
     assert lrs == [2e-4 * hd_train.linear_decay(e, epochs, decay) for e in range(epochs)]  # epoch e gets factor(e)
     rates = [lr / 2e-4 for lr in lrs]
     assert rates == pytest.approx(official_rates(epochs - decay, decay))
@@ -182,7 +183,7 @@ def test_linear_decay_reaches_zero_as_the_official_update_learning_rate(epochs, 
     if decay:
         assert rates[-1] == pytest.approx(1 / decay)
     assert opt.param_groups[0]["lr"] == pytest.approx(2e-4 * rates[-1])  # the final checkpoint's rate
-    assert s.state_dict()["last_epoch"] == epochs
+    assert s.state_dict()["last_epoch"] == epochs - 1
 
 
 def test_help_names_the_paper_defaults(capsys):
@@ -218,7 +219,7 @@ def test_train_end_to_end_writes_checkpoint_grid_styles_and_counts(stage1):
     payload = load_file(out / "checkpoints/last.pt")
     assert payload["step"] == 4 and set(payload["models"]) == {"G", "D", "E"}
     assert set(payload["states"]) == {"lr_G", "lr_D", "global_freeze"}
-    assert payload["states"]["lr_G"]["last_epoch"] == 1  # LambdaLR, stepped once: after the epoch's 4th step
+    assert payload["states"]["lr_G"]["last_epoch"] == 0  # LambdaLR at epoch 0: the run ended with its 4th step
     for name, net in (("G", G), ("D", D), ("E", E)):
         assert {k: tuple(v.shape) for k, v in payload["models"][name].items()} == \
                {k: tuple(v.shape) for k, v in net.state_dict().items()}

@@ -13,6 +13,7 @@ from torch.optim.lr_scheduler import MultiStepLR
 
 from common.checkpoint import atomic_save, load_file
 from common.errors import CheckpointError, DataError, UserError
+from common.loop import advance_schedules
 from srgan import dataset as sr_data
 from srgan import generate as sr_generate
 from srgan import train as sr_train
@@ -314,7 +315,7 @@ def test_tiled_upscaling_equals_the_untiled_one():
 
 def test_lr_schedule_is_the_papers_rule_at_every_step_and_across_a_resume():
     """The gan stage's 1e-4 for the first half, 1e-5 for the second (Sec. 3.2), as train.py builds
-    it and TrainLoop steps it (after every step): the rate of (1-based) step s is exactly
+    it and TrainLoop brings it to each step: the rate of (1-based) step s is exactly
     lr * 0.1 ** (number of milestones m with s > m), before and after a resume at any step."""
     iters, lr = 10, 1e-4
     milestones = [iters // 2]
@@ -326,9 +327,9 @@ def test_lr_schedule_is_the_papers_rule_at_every_step_and_across_a_resume():
     for resume_every_step in (False, True):
         opt, sched = schedule()
         for step in range(1, iters + 1):
+            advance_schedules([sched], step - 1)  # what TrainLoop does before the step
             assert opt.param_groups[0]["lr"] == lr * 0.1 ** sum(step > m for m in milestones), (step, resume_every_step)
-            opt.step()  # the step (no gradients here: nothing moves), then TrainLoop's scheduler.step()
-            sched.step()
+            opt.step()  # the step (no gradients here: nothing moves)
             if resume_every_step:  # a run stopped here and resumed from its checkpoint's states
                 saved_opt, saved_sched = opt.state_dict(), sched.state_dict()
                 opt, sched = schedule()
