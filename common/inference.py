@@ -167,3 +167,23 @@ def evaluation_records(opt, payload: dict, evaluator, images: torch.Tensor, mode
     if opt.real:
         records.append({**common, "what": "real A vs B", **evaluator.real_vs_real()})
     return records
+
+
+def evaluate_samples(opt, model: str, build: Callable[[dict], torch.nn.Module], latents: Callable,
+                     build_dataset: Callable, *, use_ema: bool = False) -> list[dict]:
+    """evaluate.py's measure of an unconditional G: rebuilt by `build(options)` from --checkpoint
+    (its EMA weights where `use_ema` and the run kept some), fed `latents(options, n, generator)`
+    seeded with --seed, its images measured against the run's training data (`build_dataset`;
+    half B of a fixed split, and half A too with --real), printed and appended to
+    <run>/metrics.jsonl (or --jsonl)."""
+    from common import metrics
+    from common.device import pick_device
+
+    device = pick_device(opt.device)
+    payload = load_for_inference(opt.checkpoint, model)
+    G, options = load_generator(opt.checkpoint, model, build, device, payload=payload, use_ema=use_ema)
+    reference = evaluator(opt, build_dataset(stored_data(options, opt.data_root)), options, device)
+    z = latents(options, reference.n, torch.Generator().manual_seed(opt.seed))  # the same z for every evaluation
+    records = evaluation_records(opt, payload, reference, metrics.generate(G, z, device), model)
+    metrics.report_records(records, opt.checkpoint, opt.jsonl)
+    return records

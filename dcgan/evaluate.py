@@ -17,11 +17,7 @@ if not __package__:  # run as a script inside its folder: import the folder as a
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     __package__ = Path(__file__).parent.name
 
-import torch
-
-from common import inference, metrics
-from common.checkpoint import load_for_inference
-from common.device import pick_device
+from common import inference
 from common.errors import run_main
 from .dataset import build_dataset
 from .model import build_generator
@@ -36,15 +32,8 @@ def parse_opt(argv=None):
 
 
 def main(opt) -> list[dict]:
-    device = pick_device(opt.device)
-    payload = load_for_inference(opt.checkpoint, MODEL_NAME)
-    G, options = inference.load_generator(opt.checkpoint, MODEL_NAME, build_generator, device, payload=payload,
-                                          use_ema=not opt.no_ema)
-    reference = inference.evaluator(opt, build_dataset(inference.stored_data(options, opt.data_root)), options, device)
-    z = latents(options, reference.n, torch.Generator().manual_seed(opt.seed))  # the same z for every evaluation
-    records = inference.evaluation_records(opt, payload, reference, metrics.generate(G, z, device), MODEL_NAME)
-    metrics.report_records(records, opt.checkpoint, opt.jsonl)
-    return records
+    return inference.evaluate_samples(opt, MODEL_NAME, build_generator, latents, build_dataset,
+                                      use_ema=not opt.no_ema)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,24 @@
-"""Make the repository root importable (`import common`, `import dcgan`)."""
+"""Make the repository root importable (`import common`, `import dcgan`); shared fixtures."""
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module of tiny networks, and for the scripts it starts
+    (OMP_NUM_THREADS=1): they gain nothing from a second thread, which on a busy 2-core machine
+    only spins. Restored afterwards. Use with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OMP_NUM_THREADS", "1")
+        yield
+    torch.set_num_threads(threads)

@@ -31,17 +31,7 @@ FP32 = Precision("fp32", torch.device("cpu"))
 LABELS = torch.tensor([0, 3, 7, 9])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tiny models gain nothing from a second thread, and on a busy 2-core machine two
-    OpenMP threads were about 4x slower than one (this file: 134 s against 31-38 s). So this module
-    and the scripts it starts run single-threaded; the setting is restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("OMP_NUM_THREADS", "1")
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def n_params(m: nn.Module) -> int:

@@ -22,18 +22,7 @@ TINY = ["--image-size", "32", "--levels", "3", "--ngf", "8", "--ndf", "8", "--co
         "--log-every", "1"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One thread for this module and the scripts it starts, as tests/test_cgan.py measured: these tiny
-    networks gain nothing from a second thread, and on a busy 2-core machine a second OpenMP thread
-    only spins (this file's end-to-end tests with test_simple_gan.py's: 40 s of CPU with two, 27 s
-    with one). Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("OMP_NUM_THREADS", "1")
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -19,14 +19,7 @@ def n_params(m: nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One thread for these small networks, as in tests/test_lapgan.py (on a busy 2-core machine a
-    second OpenMP thread only spins: this file took 22 s with two, 9 s with one). Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 # ------------------------------------------------------------------ the pyramid

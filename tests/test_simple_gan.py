@@ -21,17 +21,7 @@ from tests.helpers import ROOT, assert_one_line_error, run_script
 TINY = ["--batch-size", "16", "--device", "cpu", "--precision", "fp32", "--log-every", "1"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One thread for this module and the scripts it starts, as tests/test_cgan.py measured: these MLPs
-    gain nothing from a second thread, and on a busy 2-core machine a second OpenMP thread only spins.
-    Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("OMP_NUM_THREADS", "1")
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def linear_params(n_in: int, n_out: int) -> int:
