@@ -9,11 +9,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_script(folder: str, script: str, *args: str, cwd: Path | None = None, timeout: int = 300):
-    """`cd <folder> && python <script>.py args` (the way the READMEs say to run it)."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+def run_script(folder: str, script: str, *args: str, cwd: Path | None = None, timeout: int = 300,
+               env: dict | None = None):
+    """`cd <folder> && python <script>.py args` (the way the READMEs say to run it); `cwd` runs it
+    in another folder (a copy), `env` sets variables for it (None removes one)."""
+    environment = dict(os.environ, PYTHONUNBUFFERED="1")
+    for key, value in (env or {}).items():
+        if value is None:
+            environment.pop(key, None)
+        else:
+            environment[key] = value
     return subprocess.run([sys.executable, f"{script}.py", *map(str, args)], cwd=cwd or ROOT / folder,
-                          capture_output=True, text=True, timeout=timeout, env=env)
+                          capture_output=True, text=True, timeout=timeout, env=environment)
 
 
 def in_process(capsys, fn):

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT
+
 FOLDERS = sorted(p.parent.name for p in ROOT.glob("*/train.py"))
 SCRIPT_NAMES = {"train", "generate", "evaluate"}
 

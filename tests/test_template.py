@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,7 +24,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT, run_script
+
 MARK = "TEMPLATE-COPY-MODEL"
 CPU = ["--device", "cpu", "--precision", "fp32"]
 
@@ -75,10 +75,9 @@ def make_copy(folder: str, parent: Path, name: str) -> Path:
 
 def run(copy: Path, script: str, args: list) -> subprocess.CompletedProcess:
     """`cd copy && python script.py args`, with nothing on PYTHONPATH and one thread."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
-    return subprocess.run([sys.executable, f"{script}.py", *map(str, args)], cwd=copy, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return run_script(copy.name, script, *args, cwd=copy, timeout=600,
+                      env={"PYTHONPATH": None, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                           "PYTHONDONTWRITEBYTECODE": "1"})
 
 
 def train_and_generate(folder: str, copy: Path, work: Path, inputs: Path) -> dict:
