@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 import pickle
 import random
+import threading
+import time
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -238,6 +240,60 @@ def describe_option_diff(saved: dict, current: dict, keys: Iterable[str]) -> str
     return ", ".join(diffs)
 
 
+def _cloned(tree):
+    """A copy of the tensors of a nested dict/list (the rest as it is)."""
+    if isinstance(tree, torch.Tensor):
+        return tree.clone()
+    if isinstance(tree, dict):
+        return {k: _cloned(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_cloned(v) for v in tree)
+    return tree
+
+
+class PendingSave:
+    """One checkpoint file being written (atomic_save), on a thread or at once; `wait()`
+    returns its path once it is on disk and re-raises what went wrong. `seconds` and
+    `nbytes` say what the write cost, for the run's last lines."""
+
+    def __init__(self, path: Path, payload: dict | None, background: bool):
+        self.path, self.seconds, self.nbytes = path, 0.0, 0
+        self._error: BaseException | None = None
+        self._thread = None
+        if payload is None:  # not rank 0: nothing to write
+            return
+        if background:
+            self._thread = threading.Thread(target=self._write, args=(payload,), name="checkpoint", daemon=False)
+            self._thread.start()
+        else:
+            self._write(payload)
+
+    def _write(self, payload: dict) -> None:
+        start = time.perf_counter()
+        try:
+            atomic_save(payload, self.path)
+            self.nbytes = self.path.stat().st_size
+        except BaseException as error:  # handed to the caller by wait()
+            self._error = error
+        self.seconds = time.perf_counter() - start
+
+    def wait(self) -> Path:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        return self.path
+
+    def describe(self) -> str:
+        """'654 MiB, written in 2.1 s' (empty where nothing was written here)."""
+        if not self.nbytes:
+            return ""
+        mib = self.nbytes / 2**20
+        return f"{mib:,.{0 if mib >= 10 else 1}f} MiB, written in {self.seconds:.1f} s"
+
+
 # ------------------------------------------------------------------ Checkpointer
 class Checkpointer:
     """Saves and restores one training run's complete state.
@@ -263,6 +319,7 @@ class Checkpointer:
         self.options = options
         self.arch_options = tuple(arch_options)
         self.is_main = is_main
+        self.last_save: PendingSave | None = None
 
     @property
     def last_path(self) -> Path:
@@ -292,11 +349,24 @@ class Checkpointer:
         return payload
 
     def save(self, step: int, epoch: int, name: str = LAST) -> Path:
+        return self.save_in_background(step, epoch, name, background=False).wait()
+
+    def save_in_background(self, step: int, epoch: int, name: str = LAST, *, background: bool = True) -> "PendingSave":
+        """Take the run's state now and write it while the caller goes on (the end of a run
+        draws its last grid meanwhile: a large G's checkpoint takes seconds to write). The
+        state holds the live parameters and optimizer moments, which nothing changes before
+        `wait()`; buffers and the EMA are copied, because drawing a grid in the paper's test
+        mode updates BatchNorm's running statistics before restoring them."""
         payload = self.state(step, epoch)  # collective under torchrun: every rank calls it
-        path = self.directory / name
-        if self.is_main:
-            atomic_save(payload, path)
-        return path
+        if background:
+            for key, module in self.models.items():
+                buffers = {n for n, _ in module.named_buffers()}
+                payload["models"][key] = {k: v.clone() if k in buffers else v for k, v in payload["models"][key].items()}
+            if "ema" in payload:
+                payload["ema"] = _cloned(payload["ema"])
+        pending = PendingSave(self.directory / name, payload if self.is_main else None, background)
+        self.last_save = pending
+        return pending
 
     def load(self, path: str | Path) -> dict:
         """Restore everything from `path`; return the payload (step, epoch, options)."""

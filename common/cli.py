@@ -75,7 +75,8 @@ def add_common_args(parser: argparse.ArgumentParser, *, model: str, data: str, c
                    help="autocast precision; auto = bf16 on CPUs with native bfloat16 (AVX512-BF16/AMX), "
                         "fp32 otherwise (see benchmarks/throughput.py); fp16 needs CUDA (GradScaler)")
     g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
-                   help="NHWC memory format (default: on for cpu and cuda)")
+                   help="force the NHWC memory format on or off (default: auto, the format measured faster for "
+                        "this model on this kind of device and precision: the folder README's Speed section)")
     g.add_argument("--compile", action="store_true", help="torch.compile the models")
     g.add_argument("--workers", type=int, default=0,
                    help="DataLoader worker processes (default 0: the embedded data sit in memory)")

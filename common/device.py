@@ -6,7 +6,9 @@ on a CPU with native bfloat16 (oneDNN reports AVX512-BF16 / AMX), fp32 on other
 CPUs (there bf16 convolutions fall back to slow reference kernels: 10-80x slower
 on the project's AVX2 machine) and on GPUs (opt into AMP with bf16/fp16).
 fp16 needs a GradScaler, and PyTorch only scales gradients reliably on CUDA,
-so fp16 elsewhere is refused with a hint to use bf16.
+so fp16 elsewhere is refused with a hint to use bf16. `--channels-last` unset
+(auto) follows the model's own measured table (resolve_channels_last): the NHWC
+format speeds some networks up and slows others down.
 """
 from __future__ import annotations
 
@@ -61,11 +63,24 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
-def resolve_channels_last(flag: bool | None, device: torch.device) -> bool:
-    """`--channels-last/--no-channels-last`; unset means on for cpu and cuda (measured faster)."""
-    if flag is None:
-        return device.type in ("cpu", "cuda")
-    return flag
+def device_kind(device: torch.device, precision: str) -> str:
+    """The kind of machine a memory-format choice was measured on: 'cuda', 'cpu-bf16' (bf16
+    autocast on a CPU) or 'cpu-fp32' (fp32 on a CPU); other devices give their type ('mps')."""
+    if device.type == "cpu":
+        return "cpu-bf16" if precision == "bf16" else "cpu-fp32"
+    return device.type
+
+
+def resolve_channels_last(flag: bool | None, device: torch.device, precision: str = "fp32",
+                          measured: dict[str, bool] | None = None) -> bool:
+    """`--channels-last/--no-channels-last` force a memory format; unset (auto) looks up the
+    model's own table {device kind: channels_last?}, which its folder fills from
+    benchmarks/throughput.py: NHWC speeds up small convolutions at large batches and slows
+    down a batch-1 U-Net or ResNet at 256x256 on a CPU, so no single default fits every model.
+    A kind the table does not name (an unmeasured device) gets NCHW, PyTorch's default."""
+    if flag is not None:
+        return flag
+    return bool((measured or {}).get(device_kind(device, precision), False))
 
 
 class GradScaler(torch.amp.GradScaler):

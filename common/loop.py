@@ -79,13 +79,16 @@ class Session:
         return cdev.to_input(x, self.device, self.channels_last)
 
 
-def setup(opt, model_name: str) -> Session:
+def setup(opt, model_name: str, channels_last: dict[str, bool] | None = None) -> Session:
     """Start a run: torchrun's process group, the seeds (rank-specific), --deterministic,
-    --device / --precision / --channels-last resolved, and opt.out filled in."""
+    --device / --precision / --channels-last resolved, and opt.out filled in.
+    `channels_last` is the model's measured table {device kind: NHWC faster?} that an unset
+    --channels-last (auto) follows (common.device.resolve_channels_last)."""
     info = distributed.setup(opt.device)
     crun.seed_everything(opt.seed + info.rank, deterministic=getattr(opt, "deterministic", False))
     prec = cdev.Precision(opt.precision, info.device)
-    channels_last = cdev.resolve_channels_last(getattr(opt, "channels_last", None), info.device)
+    channels_last = cdev.resolve_channels_last(getattr(opt, "channels_last", None), info.device, prec.mode,
+                                               channels_last)
     opt.out = default_out(opt, model_name)
     return Session(info, prec, channels_last, compile=getattr(opt, "compile", False),
                    workers=getattr(opt, "workers", 0), seed=opt.seed)
@@ -253,14 +256,20 @@ class TrainLoop:
         self._close()
         step, opt = self.step, self.opt
         if step > self.start_step:
-            if step % opt.save_every != 0:
-                self.ckpt.save(step, self.epoch)
-            if step % opt.sample_every != 0:
-                self._save_grid(step)
-            if self.evaluate_fn is not None and step % opt.eval_every != 0:
-                self._evaluate(step, print)
+            # the last checkpoint is written (once) on a thread while the last grid is drawn
+            pending = self.ckpt.save_in_background(step, self.epoch) if step % opt.save_every != 0 else None
+            try:
+                if step % opt.sample_every != 0:
+                    self._save_grid(step)
+                if self.evaluate_fn is not None and step % opt.eval_every != 0:
+                    self._evaluate(step, print)
+            finally:
+                if pending is not None:
+                    pending.wait()
             if self.info.is_main:
-                print(f"samples: {self.run.sample_path(step)}\ncheckpoint: {self.ckpt.last_path}")
+                written = self.ckpt.last_save.describe() if self.ckpt.last_save is not None else ""
+                print(f"samples: {self.run.sample_path(step)}\ncheckpoint: {self.ckpt.last_path}"
+                      + (f" ({written})" if written else ""))
         elif self.info.is_main:
             print(f"nothing to do: the run is already at step {step} of {self.total}")
         self.run.close()

@@ -38,7 +38,8 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
     else:
-        torch.use_deterministic_algorithms(False)
+        if torch.are_deterministic_algorithms_enabled():  # switching it off imports torch's compiler
+            torch.use_deterministic_algorithms(False)    # (seconds of start-up), so only when it is on
         torch.backends.cudnn.benchmark = True
         torch.backends.cudnn.deterministic = False
 
@@ -63,15 +64,50 @@ def to_image_range(x: torch.Tensor) -> torch.Tensor:
     return ((x.detach().float().cpu() + 1.0) / 2.0).clamp(0.0, 1.0)
 
 
+def _grid_png(images: torch.Tensor, nrow: int | None) -> tuple[bytes, int, int, int]:
+    """A batch in [-1, 1] as one PNG-encoded grid (torchvision's layout and rounding, as its
+    save_image): the bytes, height, width and channels."""
+    import io
+
+    from PIL import Image
+    from torchvision.utils import make_grid
+
+    nrow = nrow or max(1, int(math.sqrt(images.shape[0])))
+    grid = make_grid(to_image_range(images), nrow=nrow, padding=2, pad_value=1.0)
+    array = grid.mul(255).add_(0.5).clamp_(0, 255).permute(1, 2, 0).to(torch.uint8).numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue(), array.shape[0], array.shape[1], array.shape[2]
+
+
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:
     """Save a batch in [-1, 1] as one PNG grid (nrow defaults to a square)."""
-    from torchvision.utils import save_image
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    nrow = nrow or max(1, int(math.sqrt(images.shape[0])))
-    save_image(to_image_range(images), path, nrow=nrow, padding=2, pad_value=1.0)
+    path.write_bytes(_grid_png(images, nrow)[0])
     return path
+
+
+def native_tensorboard_checksums() -> bool:
+    """Give TensorBoard's event writer a CRC-32C in C. Without TensorFlow, tensorboard checksums
+    every event record in pure Python: a sample grid of 256x256 images costs it about a second,
+    on the writer's thread, holding the GIL while training goes on. The crc32c package
+    (requirements.txt) computes the same checksum; the masking is TFRecord's, as tensorboard's
+    own. False (and nothing changed) where either package lacks what this needs."""
+    try:
+        import crc32c
+        from tensorboard.summary.writer import record_writer
+    except ImportError:
+        return False
+    if not hasattr(record_writer, "masked_crc32c"):
+        return False
+
+    def masked_crc32c(data: bytes) -> int:
+        crc = crc32c.crc32c(data)
+        return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
+
+    record_writer.masked_crc32c = masked_crc32c
+    return True
 
 
 class Run:
@@ -89,6 +125,7 @@ class Run:
             (self.directory / "options.json").write_text(json.dumps(options, indent=2, sort_keys=True) + "\n")
             from torch.utils.tensorboard import SummaryWriter
 
+            native_tensorboard_checksums()
             self.writer = SummaryWriter(str(self.directory))
             print(f"run directory: {self.directory.resolve()}")
 
@@ -101,15 +138,19 @@ class Run:
         return self.samples / f"{tag}_{step:07d}.png"
 
     def save_samples(self, step: int, images: torch.Tensor, nrow: int | None = None, tag: str = "samples") -> Path | None:
-        """Write samples/<tag>_<step>.png and the same grid to TensorBoard."""
+        """Write samples/<tag>_<step>.png and the same grid to TensorBoard. The PNG is encoded
+        once and TensorBoard gets its bytes: encoding a grid of 256x256 images takes about as
+        long as one pass of a generator on a CPU."""
         if not self.is_main:
             return None
-        path = save_grid(images, self.sample_path(step, tag), nrow)
+        png, height, width, channels = _grid_png(images, nrow)
+        path = self.sample_path(step, tag)
+        path.write_bytes(png)
         if self.writer is not None:
-            from torchvision.utils import make_grid
+            from tensorboard.compat.proto.summary_pb2 import Summary
 
-            nrow = nrow or max(1, int(math.sqrt(images.shape[0])))
-            self.writer.add_image(tag, make_grid(to_image_range(images), nrow=nrow, padding=2, pad_value=1.0), step)
+            image = Summary.Image(height=height, width=width, colorspace=channels, encoded_image_string=png)
+            self.writer._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
         return path
 
     def progress(self, total: int, initial: int):

@@ -5,6 +5,7 @@ import copy
 import os
 import pickle
 import random
+import threading
 
 import numpy as np
 import pytest
@@ -417,3 +418,59 @@ def test_checkpointer_saves_and_restores_extra_states(tmp_path):
         Checkpointer(tmp_path, model_name="x", models={"m": other}, optimizers={}, options={},
                      states={"pool": schedule}).resume("auto")
     assert not torch.equal(other.weight, m.weight)
+
+
+# ----------------------------------------------------------- background save
+def _bn_run(tmp_path):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    one_step(net, opt, torch.randn(8, 3))
+    ema = EMA(net, decay=0.5)
+    ck = Checkpointer(tmp_path, model_name="toy", models={"G": net}, optimizers={"G": opt}, options={}, ema=ema)
+    return net, opt, ema, ck
+
+
+def test_background_save_holds_the_state_of_the_moment_it_was_called(tmp_path, monkeypatch):
+    """The end of a run draws its last grid while the checkpoint is written; drawing in the
+    paper's test mode moves BatchNorm's running statistics (and restores them after), so
+    the file must hold the buffers and EMA as they were when the save was asked for."""
+    net, opt, ema, ck = _bn_run(tmp_path)
+    expected = copy.deepcopy(ck.state(step=3, epoch=1))
+    drawn, write = threading.Event(), ckpt_mod.atomic_save
+
+    def write_after_the_grid(payload, path):  # the thread writes only once the grid is drawn
+        assert drawn.wait(10)
+        return write(payload, path)
+
+    monkeypatch.setattr(ckpt_mod, "atomic_save", write_after_the_grid)
+    pending = ck.save_in_background(step=3, epoch=1)
+    with torch.no_grad():  # what a grid in train mode does meanwhile
+        net[1].running_mean.add_(5.0)
+        net[1].num_batches_tracked.add_(1)
+        for p in ema.module.parameters():
+            p.add_(1.0)
+    drawn.set()
+    assert pending.wait() == tmp_path / "last.pt"
+    saved = load_file(tmp_path / "last.pt")
+    assert_same(saved["models"], expected["models"], "models")
+    assert_same(saved["optimizers"], expected["optimizers"], "optimizers")
+    assert_same(saved["ema"], expected["ema"], "ema")
+    assert saved["step"] == 3 and ck.last_save is pending
+    assert pending.nbytes == os.path.getsize(tmp_path / "last.pt") and "MiB, written in" in pending.describe()
+
+
+def test_background_save_failure_is_raised_by_wait_and_keeps_the_old_file(tmp_path, monkeypatch):
+    net, opt, ema, ck = _bn_run(tmp_path)
+    ck.save(step=1, epoch=0)
+
+    def crash(src, dst):
+        raise OSError("simulated disk full")
+
+    monkeypatch.setattr(ckpt_mod.os, "replace", crash)
+    pending = ck.save_in_background(step=2, epoch=0)
+    with pytest.raises(OSError, match="disk full"):
+        pending.wait()
+    monkeypatch.undo()
+    assert load_file(tmp_path / "last.pt")["step"] == 1
+    assert sorted(os.listdir(tmp_path)) == ["last.pt"]

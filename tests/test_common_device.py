@@ -74,10 +74,20 @@ def test_auto_precision_on_cpu():
     assert resolve_precision("auto", CPU) == ("bf16" if cpu_has_fast_bf16() else "fp32")
 
 
-def test_channels_last_defaults():
-    assert resolve_channels_last(None, CPU) is True
-    assert resolve_channels_last(None, torch.device("mps")) is False
-    assert resolve_channels_last(False, CPU) is False
+def test_channels_last_auto_follows_the_models_table_per_device_kind():
+    table = {"cpu-fp32": False, "cpu-bf16": True, "cuda": True}
+    assert resolve_channels_last(None, CPU, "fp32", table) is False
+    assert resolve_channels_last(None, CPU, "bf16", table) is True
+    assert resolve_channels_last(None, torch.device("cuda"), "fp16", table) is True
+    assert resolve_channels_last(None, torch.device("cuda"), "fp32", {"cpu-fp32": True}) is False  # unmeasured
+    assert resolve_channels_last(None, torch.device("mps"), "fp32", table) is False
+    assert resolve_channels_last(None, CPU, "fp32") is False  # no table: PyTorch's NCHW
+
+
+def test_channels_last_flag_forces_either_format():
+    table = {"cpu-fp32": False, "cpu-bf16": True}
+    assert resolve_channels_last(True, CPU, "fp32", table) is True
+    assert resolve_channels_last(False, CPU, "bf16", table) is False
     assert resolve_channels_last(True, torch.device("mps")) is True
 
 

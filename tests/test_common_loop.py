@@ -73,6 +73,28 @@ def test_cadence_of_samples_checkpoints_and_the_end(tmp_path):
     assert load_file(toy.ckpt.last_path)["step"] == 7  # saved at 4 and, at the end, at 7
 
 
+@pytest.mark.parametrize("total, writes", [(8, [4, 8]), (7, [4, 7])])
+def test_the_last_checkpoint_is_written_once(tmp_path, monkeypatch, capsys, total, writes):
+    """A run whose last step is also a --save-every step writes that checkpoint once, not
+    again in finish(); either way the run's last lines say its size and how long it took."""
+    import common.checkpoint as ckpt_mod
+
+    written, write = [], ckpt_mod.atomic_save
+
+    def counting(payload, path):
+        written.append(payload["step"])
+        return write(payload, path)
+
+    monkeypatch.setattr(ckpt_mod, "atomic_save", counting)
+    toy = Toy(tmp_path, total=total)
+    for step in toy.loop.steps():
+        toy.loop.after_step(step, 0, toy.step(torch.randn(4, 2)))
+    toy.loop.finish()
+    assert written == writes
+    (line,) = [l for l in capsys.readouterr().out.splitlines() if l.startswith("checkpoint: ")]
+    assert "MiB, written in" in line and line.endswith(" s)")
+
+
 def test_over_a_loader_resumes_on_the_batch_an_unbroken_run_reads(tmp_path):
     from torch.utils.data import TensorDataset
 

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from common.errors import DataError, NonFiniteLossError, UserError, run_main
-from common.run import Run, check_finite
+from common.run import Run, check_finite, save_grid, to_image_range
 
 
 # ------------------------------------------------------------- check_finite
@@ -64,6 +64,21 @@ def test_run_directory(tmp_path):
     run.close()
     events = list(directory.glob("events.out.tfevents*"))
     assert len(events) == 1 and events[0].stat().st_size > 0
+    from tensorboard.backend.event_processing.event_accumulator import IMAGES, EventAccumulator
+
+    logged = EventAccumulator(str(events[0]), size_guidance={IMAGES: 0}).Reload().Images("samples")
+    assert [e.step for e in logged] == [5]  # TensorBoard holds the very PNG of samples/
+    assert logged[0].encoded_image_string == path.read_bytes()
+    assert (logged[0].width, logged[0].height) == (4 * 8 + 5 * 2, 2 * 8 + 3 * 2)
+
+
+def test_save_grid_writes_what_torchvision_writes(tmp_path):
+    from torchvision.utils import save_image
+
+    images = torch.linspace(-1.2, 1.2, 6 * 3 * 5 * 7).reshape(6, 3, 5, 7)  # out of range too: clamped
+    ours = save_grid(images, tmp_path / "ours.png", nrow=3)
+    save_image(to_image_range(images), tmp_path / "torchvision.png", nrow=3, padding=2, pad_value=1.0)
+    assert ours.read_bytes() == (tmp_path / "torchvision.png").read_bytes()
 
 
 def test_run_off_rank0_writes_nothing(tmp_path):
@@ -130,3 +145,36 @@ def test_success_does_not_exit():
     run_main(lambda: calls.append(1))
     assert calls == [1]
     assert issubclass(DataError, UserError)
+
+
+def test_native_tensorboard_checksums_are_tensorboards_own(tmp_path):
+    """The C CRC-32C given to tensorboard's writer computes its pure-Python checksum, and an
+    event file written with it reads back through tensorboard's own CRC-checking reader."""
+    import os
+
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import PyRecordReader_New
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c as python_crc
+    from tensorboard.summary.writer import record_writer
+
+    from common.run import native_tensorboard_checksums
+
+    assert native_tensorboard_checksums()
+    assert record_writer.masked_crc32c is not python_crc
+    for data in (b"", b"a", bytes(range(256)), os.urandom(10_000)):
+        assert record_writer.masked_crc32c(data) == python_crc(data)
+
+    run = Run(tmp_path / "run", {}, is_main=True)
+    run.save_samples(1, torch.rand(4, 3, 16, 16) * 2 - 1)
+    run.log_scalars(1, {"loss": 0.25})
+    run.close()
+    (events,) = (tmp_path / "run").glob("events.out.tfevents*")
+    reader = PyRecordReader_New(str(events))
+    records = 0
+    while True:
+        try:
+            reader.GetNext()  # raises DataLossError on a checksum that does not match
+        except Exception as error:
+            assert type(error).__name__ == "OutOfRangeError", error
+            break
+        records += 1
+    assert records >= 3  # the file version, the image, the scalar
