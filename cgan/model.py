@@ -85,6 +85,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+# --channels-last auto: whether these networks train faster in the NHWC memory format, per kind of
+# device (common.device.device_kind), as benchmarks/throughput.py measured it (README.md, Speed): the
+# conv arch's small convolutions: NHWC is level or faster (the MLP arch ignores it). CUDA is not
+# measured yet (no GPU lent so far): on there, as PyTorch advises for convolutions under autocast.
+CHANNELS_LAST = {"cpu-fp32": True, "cpu-bf16": True, "cuda": True}
+
 ARCHS = ("conv", "mlp")
 
 

@@ -41,7 +41,7 @@ from common.errors import run_main
 from common.loop import TrainLoop, n_params, setup
 from common.penalty import gradient_penalty
 from .dataset import build_dataset
-from .model import ARCHS, build_models
+from .model import CHANNELS_LAST, ARCHS, build_models
 from .utils import Z_DISTS, apply_sgd_schedule, class_grid_labels, class_grid_z, evaluation, generate, sample_z
 
 MODEL_NAME = "cgan"
@@ -202,7 +202,7 @@ def build_optimizers(opt, G, D):
 
 
 def main(opt) -> Path:
-    session = setup(opt, MODEL_NAME)  # torchrun, seed, device, precision, channels_last, run name
+    session = setup(opt, MODEL_NAME, CHANNELS_LAST)  # torchrun, seed, device, precision, channels_last, run name
     session.channels_last = session.channels_last and opt.arch == "conv"  # NHWC helps convolutions only
 
     dataset = build_dataset(opt)

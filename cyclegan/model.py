@@ -44,6 +44,12 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+# --channels-last auto: whether these networks train faster in the NHWC memory format, per kind of
+# device (common.device.device_kind), as benchmarks/throughput.py measured it (README.md, Speed): the
+# 9-block ResNet at batch 1 runs far slower in NHWC on a CPU without bf16. CUDA is not measured yet
+# (no GPU lent so far): on there, as PyTorch advises for convolutions under autocast.
+CHANNELS_LAST = {"cpu-fp32": False, "cpu-bf16": False, "cuda": True}
+
 
 def instance_norm(channels: int) -> nn.Module:
     """InstanceNorm (Ulyanov et al. 2016; CycleGAN Sec. 4 "Network architecture"), without a

@@ -50,6 +50,12 @@ import math
 import torch
 import torch.nn as nn
 
+# --channels-last auto: whether these networks train faster in the NHWC memory format, per kind of
+# device (common.device.device_kind), as benchmarks/throughput.py measured it (README.md, Speed):
+# small convolutions at batch 128 gain from NHWC on every CPU measured. CUDA is not measured yet (no
+# GPU lent so far): on there, as PyTorch advises for convolutions under autocast.
+CHANNELS_LAST = {"cpu-fp32": True, "cpu-bf16": True, "cuda": True}
+
 
 def num_blocks(image_size: int) -> int:
     """Number of stride-2 (de)convolutions between 4x4 and the image: log2(size / 4)."""

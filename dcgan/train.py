@@ -36,7 +36,7 @@ from common.ema import EMA
 from common.errors import run_main
 from common.loop import TrainLoop, evaluation, n_params, setup
 from .dataset import build_dataset
-from .model import build_discriminator, build_generator, init_weights
+from .model import CHANNELS_LAST, build_discriminator, build_generator, init_weights
 from .utils import HistoricalAverage, latents, sample_z
 
 MODEL_NAME = "dcgan"
@@ -213,7 +213,7 @@ def improved_techniques_on(opt) -> list[str]:
 
 
 def main(opt) -> Path:
-    session = setup(opt, MODEL_NAME)  # torchrun, seed, device, precision, channels_last, run name
+    session = setup(opt, MODEL_NAME, CHANNELS_LAST)  # torchrun, seed, device, precision, channels_last, run name
 
     dataset = build_dataset(opt)
     opt.channels = dataset.channels

@@ -33,6 +33,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+# --channels-last auto: whether these networks train faster in the NHWC memory format, per kind of
+# device (common.device.device_kind), as benchmarks/throughput.py measured it (README.md, Speed):
+# RRDBNet's dense concatenations lose a little in fp32 NHWC; in bf16 NHWC gains. CUDA is not measured
+# yet (no GPU lent so far): on there, as PyTorch advises for convolutions under autocast.
+CHANNELS_LAST = {"cpu-fp32": False, "cpu-bf16": True, "cuda": True}
+
 BETA = 0.2  # residual scaling of Sec. 3.1 / Fig. 4, in both the dense blocks and the RRDBs
 INIT_SCALE = 0.1  # the "smaller initialization": Kaiming weights times 0.1 in the dense blocks
 D_INPUT_SIZE = 128  # the VGG-style D's linear layer is sized for 128x128 HR crops (five halvings -> 4x4)

@@ -33,7 +33,7 @@ from common.errors import run_main
 from common.loop import TrainLoop, n_params, setup
 from common.vgg import vgg19_features
 from .dataset import build_dataset
-from .model import D_INPUT_SIZE, build_discriminator, build_generator
+from .model import CHANNELS_LAST, D_INPUT_SIZE, build_discriminator, build_generator
 from .utils import MODEL_NAME, held_out_evaluator, held_out_sampler, load_init
 
 ARCH_OPTIONS = ("nf", "nb", "gc", "scale")
@@ -189,7 +189,7 @@ def perceptual(opt, device):
 
 
 def main(opt) -> Path:
-    session = setup(opt, MODEL_NAME)
+    session = setup(opt, MODEL_NAME, CHANNELS_LAST)
     # ---- data: HR crops and their bicubic LR, both in [0, 1] (Sec. 4.1)
     dataset = build_dataset(opt)
     loader = session.loader(dataset, opt.batch_size)

@@ -18,6 +18,12 @@ import torch.nn.functional as F
 
 from .utils import level_sizes, upsample
 
+# --channels-last auto: whether these networks train faster in the NHWC memory format, per kind of
+# device (common.device.device_kind), as benchmarks/throughput.py measured it (README.md, Speed): the
+# small 32x32 levels run slower in fp32 NHWC without AVX-512, faster in bf16. CUDA is not measured yet
+# (no GPU lent so far): on there, as PyTorch advises for convolutions under autocast.
+CHANNELS_LAST = {"cpu-fp32": False, "cpu-bf16": True, "cuda": True}
+
 
 def one_hot(labels: torch.Tensor | None, num_classes: int, like: torch.Tensor) -> torch.Tensor | None:
     """The class vector c (float, on `like`'s device and dtype), or None when unconditional."""

@@ -30,7 +30,7 @@ from common.cli import add_common_args, positive_float, positive_int
 from common.errors import run_main
 from common.loop import TrainLoop, evaluation, n_params, setup
 from .dataset import build_dataset
-from .model import build_discriminator, build_generator, init_weights
+from .model import CHANNELS_LAST, build_discriminator, build_generator, init_weights
 from .utils import apply_sgd_schedule, check_pyramid, latents, training_pairs, uniform
 
 MODEL_NAME = "lapgan"
@@ -171,7 +171,7 @@ def make_optimizer(opt, params):
 
 def main(opt) -> Path:
     sizes = check_pyramid(opt.image_size, opt.levels)  # one clear line for a bad --image-size / --levels
-    session = setup(opt, MODEL_NAME)  # torchrun, seed, device, precision, channels_last, run name
+    session = setup(opt, MODEL_NAME, CHANNELS_LAST)  # torchrun, seed, device, precision, channels_last, run name
 
     dataset = build_dataset(opt)
     opt.channels = dataset.channels

@@ -20,6 +20,12 @@ import math
 import torch
 import torch.nn as nn
 
+# --channels-last auto: whether these networks train faster in the NHWC memory format, per kind of
+# device (common.device.device_kind), as benchmarks/throughput.py measured it (README.md, Speed): a
+# batch-1 U-Net at 256x256 runs slower in NHWC on CPUs. CUDA is not measured yet (no GPU lent so far):
+# on there, as PyTorch advises for convolutions under autocast.
+CHANNELS_LAST = {"cpu-fp32": False, "cpu-bf16": False, "cuda": True}
+
 NET_G = ("unet", "encoder-decoder")
 # --netD: the paper's Table 3 receptive fields, as the number of stride-2 C-blocks after C64
 # (the official code's n_layers); "pixel" is the 1x1 PixelGAN, built from 1x1 convolutions.

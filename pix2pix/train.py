@@ -31,7 +31,7 @@ from common.cli import add_common_args, non_negative_float, positive_int, set_he
 from common.errors import run_main
 from common.loop import TrainLoop, n_params, setup
 from .dataset import CHANNELS, EMBEDDED, build_dataset
-from .model import NET_D, NET_G, build_discriminator, build_generator, init_weights, num_downs
+from .model import CHANNELS_LAST, NET_D, NET_G, build_discriminator, build_generator, init_weights, num_downs
 from .utils import evaluation, sample_pairs, sample_rows
 
 MODEL_NAME = "pix2pix"
@@ -159,8 +159,15 @@ def train_step(G, D, opt_g, opt_d, x: torch.Tensor, y: torch.Tensor, prec: cdev.
             "D(x,G(x))": torch.sigmoid(fake_logits.detach().float()).mean()}
 
 
+def grid_examples(image_size: int) -> int:
+    """Rows of a sample grid: 8 fixed pairs, 4 from 256x256 up. Each row is one generator pass,
+    and at 256x256 on a 2-core CPU eight of them take as long as three training steps, which a
+    short run pays at its end."""
+    return 8 if image_size < 256 else 4
+
+
 def main(opt) -> Path:
-    session = setup(opt, MODEL_NAME)  # torchrun, seed, device, precision, channels_last, run name
+    session = setup(opt, MODEL_NAME, CHANNELS_LAST)  # torchrun, seed, device, precision, channels_last, run name
 
     dataset = build_dataset(opt)
     loader = session.loader(dataset, opt.batch_size)
@@ -182,7 +189,7 @@ def main(opt) -> Path:
     start_step, _ = ckpt.resume(opt.resume)
     G_train, D_train = session.for_training(G), session.for_training(D)  # --compile, DDP
 
-    sample_x, sample_y = sample_pairs(opt, dataset)
+    sample_x, sample_y = sample_pairs(opt, dataset, grid_examples(opt.image_size))
     loop = TrainLoop(opt, session, run, ckpt, total=opt.epochs * len(loader), start_step=start_step,
                      sample=lambda: sample_rows(G, opt, sample_x, sample_y, session.device), grid_columns=3,
                      evaluate=evaluation(opt, session, G),

@@ -47,6 +47,12 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+# --channels-last auto: whether these networks train faster in the NHWC memory format, per kind of
+# device (common.device.device_kind), as benchmarks/throughput.py measured it (README.md, Speed): the
+# batch-1 global generator gains nothing from NHWC in fp32 and loses in bf16. CUDA is not measured yet
+# (no GPU lent so far): on there, as PyTorch advises for convolutions under autocast.
+CHANNELS_LAST = {"cpu-fp32": False, "cpu-bf16": False, "cuda": True}
+
 # The official code's option defaults (options/base_options.py, train_options.py), snake_case.
 # n_local_enhancers 0 means "G1 only" (the official --netG global); 1 or more builds the
 # LocalEnhancer (the official --netG local), where ngf is the outermost enhancer's width

@@ -43,7 +43,7 @@ from common.loop import TrainLoop, n_params, setup
 from common.vgg import vgg19_features
 from .dataset import (RESIZE_OR_CROP, build_dataset, default_fine_size, default_label_nc, default_load_size,
                       sample_scenes)
-from .model import build_discriminator, build_encoder, build_generator, encode_input, size_multiple
+from .model import CHANNELS_LAST, build_discriminator, build_encoder, build_generator, encode_input, size_multiple
 from .utils import (MODEL_NAME, STYLES_FILE, GlobalFreeze, load_global_stage, periodic_evaluation, sample_rows,
                     synthesize, write_styles)
 
@@ -259,7 +259,7 @@ def train_step(G, D, E, opt_g, opt_d, label_map: torch.Tensor, inst: torch.Tenso
 
 
 def main(opt) -> Path:
-    session = setup(opt, MODEL_NAME)  # torchrun, seed, device, precision, channels_last, run name
+    session = setup(opt, MODEL_NAME, CHANNELS_LAST)  # torchrun, seed, device, precision, channels_last, run name
     options = crun.options_dict(opt)
     multiple = size_multiple(options)
     dataset = build_dataset(opt, multiple=multiple)

@@ -26,6 +26,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+# --channels-last auto: whether these networks train faster in the NHWC memory format, per kind of
+# device (common.device.device_kind), as benchmarks/throughput.py measured it (README.md, Speed):
+# level in fp32 (so PyTorch's default), faster in bf16. CUDA is not measured yet (no GPU lent so far):
+# on there, as PyTorch advises for convolutions under autocast.
+CHANNELS_LAST = {"cpu-fp32": False, "cpu-bf16": True, "cuda": True}
+
 LEAK = 0.2  # LeakyReLU slope everywhere (Appendix A.1)
 HE_GAIN = math.sqrt(2.0)  # He's gain for a LeakyReLU/ReLU layer
 

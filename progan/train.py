@@ -39,7 +39,7 @@ from common import metrics as cmetrics
 from common.metrics import generate
 from common.penalty import gradient_penalty
 from .dataset import AtStage, ImageStream, build_dataset, default_resolution, for_measuring
-from .model import Discriminator, Generator, resolutions_up_to
+from .model import CHANNELS_LAST, Discriminator, Generator, resolutions_up_to
 from .utils import growth_schedule, latents, paper_batch_size, reals_at_stage, sample_z, stage_at, total_steps
 
 MODEL_NAME = "progan"
@@ -177,7 +177,7 @@ def stage_evaluation(opt, session, dataset, ema: EMA):
 
 
 def main(opt) -> Path:
-    session = setup(opt, MODEL_NAME)
+    session = setup(opt, MODEL_NAME, CHANNELS_LAST)
 
     dataset = build_dataset(opt)
     opt.channels = dataset.channels

@@ -23,6 +23,12 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+# --channels-last auto: whether these networks train faster in the NHWC memory format, per kind of
+# device (common.device.device_kind), as benchmarks/throughput.py measured it (README.md, Speed):
+# SRResNet's 64-channel 3x3 convolutions at batch 16 gain from NHWC. CUDA is not measured yet (no GPU
+# lent so far): on there, as PyTorch advises for convolutions under autocast.
+CHANNELS_LAST = {"cpu-fp32": True, "cpu-bf16": True, "cuda": True}
+
 
 class ResidualBlock(nn.Module):
     """k3n64s1 - BN - PReLU - k3n64s1 - BN, plus the block's input (Fig. 4, after Gross and Wilber)."""

@@ -33,7 +33,7 @@ from common.errors import run_main
 from common.loop import TrainLoop, n_params, setup
 from common.vgg import vgg19_features
 from .dataset import build_dataset
-from .model import Discriminator, SRResNet
+from .model import CHANNELS_LAST, Discriminator, SRResNet
 from .utils import MODEL_NAME, held_out_evaluator, held_out_sampler, load_init
 
 ARCH_OPTIONS = ("features", "blocks", "scale")
@@ -163,7 +163,7 @@ def content_loss(opt, device):
 
 
 def main(opt) -> Path:
-    session = setup(opt, MODEL_NAME)
+    session = setup(opt, MODEL_NAME, CHANNELS_LAST)
     # ---- data: HR crops and their bicubic LR (Sec. 3.2)
     dataset = build_dataset(opt)
     loader = session.loader(dataset, opt.batch_size)

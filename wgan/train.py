@@ -41,7 +41,7 @@ from common.cli import add_common_args, positive_float, positive_int
 from common.errors import run_main
 from common.loop import TrainLoop, evaluation, n_params, setup
 from .dataset import build_dataset
-from .model import CRITIC_NORMS, Critic, Generator, clip_weights, init_weights
+from .model import CHANNELS_LAST, CRITIC_NORMS, Critic, Generator, clip_weights, init_weights
 from .utils import batches_before, critic_iterations, generator_iterations_in, latents, sample_z
 
 MODEL_NAME = "wgan"
@@ -127,7 +127,7 @@ def generator_step(G, C, opt_g, z: torch.Tensor, prec: cdev.Precision) -> dict:
 
 
 def main(opt) -> Path:
-    session = setup(opt, MODEL_NAME)  # torchrun, seed, device, precision, channels_last, run name
+    session = setup(opt, MODEL_NAME, CHANNELS_LAST)  # torchrun, seed, device, precision, channels_last, run name
 
     dataset = build_dataset(opt)
     opt.channels = dataset.channels

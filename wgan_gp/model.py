@@ -40,6 +40,12 @@ import math
 import torch
 import torch.nn as nn
 
+# --channels-last auto: whether these networks train faster in the NHWC memory format, per kind of
+# device (common.device.device_kind), as benchmarks/throughput.py measured it (README.md, Speed):
+# DCGAN's convolutions: NHWC is level or faster on every CPU measured. CUDA is not measured yet (no
+# GPU lent so far): on there, as PyTorch advises for convolutions under autocast.
+CHANNELS_LAST = {"cpu-fp32": True, "cpu-bf16": True, "cuda": True}
+
 CRITIC_NORMS = ("layer", "instance", "none")
 
 

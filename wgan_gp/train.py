@@ -43,7 +43,7 @@ from common.errors import run_main
 from common.loop import TrainLoop, evaluation, n_params, setup
 from common.penalty import gradient_penalty
 from .dataset import build_dataset
-from .model import CRITIC_NORMS, Critic, Generator, init_weights
+from .model import CHANNELS_LAST, CRITIC_NORMS, Critic, Generator, init_weights
 from .utils import latents, sample_z
 
 MODEL_NAME = "wgan_gp"
@@ -132,7 +132,7 @@ def generator_step(G, C, opt_g, z: torch.Tensor, prec: cdev.Precision) -> dict:
 
 
 def main(opt) -> Path:
-    session = setup(opt, MODEL_NAME)  # torchrun, seed, device, precision, channels_last, run name
+    session = setup(opt, MODEL_NAME, CHANNELS_LAST)  # torchrun, seed, device, precision, channels_last, run name
 
     dataset = build_dataset(opt)
     opt.channels = dataset.channels
