@@ -117,9 +117,10 @@ def add_evaluate_args(parser: argparse.ArgumentParser, *, model: str) -> None:
     parser.add_argument("--checkpoint", required=True, help=f"a checkpoint written by {model}/train.py")
     parser.add_argument("--n", type=positive_int, default=None,
                         help="generated (and real) images (default: half the data, at most 10,000)")
-    parser.add_argument("--features", default="offline", choices=["offline", "inception"],
-                        help="offline: the project's digit-classifier features, no download (default); "
-                             "inception: torch-fidelity's InceptionV3, needs its weights file")
+    parser.add_argument("--features", default="auto", choices=["auto", "offline", "inception"],
+                        help="auto (default): Inception when its weights are cached or can be downloaded, else "
+                             "the offline features, said so; inception: torch-fidelity's InceptionV3 (downloaded "
+                             "once when online); offline: the project's own features, no download")
     parser.add_argument("--inception-weights", default=None, metavar="PATH",
                         help=f"{INCEPTION_FILE} (default: torch hub's checkpoints folder)")
     parser.add_argument("--real", action="store_true", help="also report real half A against half B (reference)")

@@ -16,8 +16,12 @@ Two kinds of feature extractor, and every figure names the one it used:
   Inception-Score analogue for them. tests/test_common_metrics.py shows that both
   rank real < blurred < noise on their data.
 - ``inception``: the standard InceptionV3 of torch-fidelity (the TF-FID port that
-  torchmetrics uses), with its 2048-d pool3 features and 1008-way logits. Offline,
-  its weights must already be on disk; otherwise a one-line error names the file.
+  torchmetrics uses), with its 2048-d pool3 features and 1008-way logits. Its weights are
+  found by common.pretrained's rule (given, cached, downloaded at start-up when online);
+  offline, a one-line error names the file.
+- ``auto`` (evaluate.py's default): Inception when its weights are cached or can be
+  downloaded, so the figures a user compares with papers are Inception figures; otherwise
+  the offline features, with a line that says so.
 """
 from __future__ import annotations
 
@@ -80,15 +84,13 @@ class OfflineConvStatistics:
 
 
 def inception_weights_path(path: str | Path | None = None) -> Path:
-    """The Inception weights file: `path` if given, else torch hub's checkpoint folder,
-    where torch-fidelity downloads it when online. A one-line error if it is missing."""
-    if path is None:
-        path = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"Inception weights not found at {path}: put {INCEPTION_FILE} there (from {INCEPTION_URL}) "
-                        f"or pass --inception-weights PATH; --features offline needs no download")
-    return path
+    """The Inception weights file by common.pretrained's rule: `path` if given, else torch hub's
+    checkpoints folder (where torch-fidelity keeps it too), else downloaded there when online;
+    a one-line error otherwise."""
+    from common.pretrained import fetch
+
+    return fetch(INCEPTION_URL, what="InceptionV3 weights (FID / KID / IS)", given=path, flag="--inception-weights",
+                 without="--features offline needs none")
 
 
 class InceptionFeatures:
@@ -123,11 +125,20 @@ class InceptionFeatures:
 
 def feature_extractor(kind: str, data: str, device="cpu", inception_weights=None):
     """The extractor for `--features kind` on `--data data` (see the module docstring)."""
+    if kind == "auto":
+        try:
+            return InceptionFeatures(device, inception_weights)
+        except UserError as exc:
+            if inception_weights:  # a file asked for by name is never replaced
+                raise
+            print(f"--features auto: the offline features, not Inception ({exc}); these figures are not "
+                  f"comparable with papers' FID / IS")
+            kind = "offline"
     if kind == "offline":
         return OfflineDigitFeatures(device) if data in DIGIT_DATA else OfflineConvStatistics(device)
     if kind == "inception":
         return InceptionFeatures(device, inception_weights)
-    raise UserError(f"unknown feature extractor {kind!r} (offline | inception)")
+    raise UserError(f"unknown feature extractor {kind!r} (auto | offline | inception)")
 
 
 def extract(extractor, images: torch.Tensor, batch_size: int = 256):

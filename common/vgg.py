@@ -1,10 +1,10 @@
 """ImageNet VGG19 features for perceptual losses (SRGAN, ESRGAN, pix2pixHD), with honest weights.
 
-The weights are torchvision's VGG19 (IMAGENET1K_V1), taken from a file given with
---vgg-weights, else from torchvision's cache (torch hub's checkpoints folder). Neither is ever
-downloaded in the middle of a run, and a user's run never falls back to random features: when
-no file is found, `vgg19_features` stops with one line that says where to put it. Tests pass
-`random_init=True` explicitly.
+The weights are torchvision's VGG19 (IMAGENET1K_V1), found by common.pretrained's rule: a file
+given with --vgg-weights, else torchvision's cache (torch hub's checkpoints folder), else
+downloaded there at start-up when online; offline, `vgg19_features` stops with one line that
+says where to put it. Never downloaded in the middle of a run, and a user's run never falls
+back to random features. Tests pass `random_init=True` explicitly.
 
 Only the convolutional part is built (the `features` of torchvision's vgg19, whose layer
 indices are kept, so a torchvision state dict loads as it is), cut after the layer a paper
@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 
 from common.errors import UserError
+from common.pretrained import cache_dir, fetch
 
 # torchvision's VGG19 configuration "E": channels per 3x3 convolution, "M" = 2x2 max-pool
 VGG19_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
@@ -59,23 +60,19 @@ def build_features(until: str) -> nn.Sequential:
 
 def cached_weights_path() -> Path:
     """Where torchvision keeps the VGG19 weights once downloaded."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / WEIGHTS_FILE
+    return cache_dir() / WEIGHTS_FILE
 
 
-def missing_weights_message(flag: str = "--vgg-weights", without: str = "") -> str:
-    """Where to put the weights, and (`without`: the calling folder's sentence) what it can run
-    without them."""
-    where = (f"the perceptual loss needs ImageNet VGG19 weights: download {WEIGHTS_URL} into "
-             f"{cached_weights_path().parent}/ (or anywhere, and pass {flag} PATH)")
-    return f"{where}; {without}" if without else where
+def weights_path(weights: str | Path | None = None, without: str = "") -> Path:
+    """The VGG19 weights file by common.pretrained's rule (given, cached, downloaded, or one line)."""
+    return fetch(WEIGHTS_URL, what="ImageNet VGG19 weights (the perceptual loss)", given=weights,
+                 flag="--vgg-weights", without=without)
 
 
 def load_weights(features: nn.Sequential, path: str | Path, without: str = "") -> None:
     """Fill `features` from a torchvision VGG19 state dict (its `features.*` keys); a missing,
     unreadable or different file is a one-line UserError naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"VGG19 weights {path}: no such file; {missing_weights_message(without=without)}")
+    path = weights_path(path, without)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - corrupt, truncated, pickled objects: all the same to the user
@@ -131,13 +128,10 @@ class VGGFeatures(nn.Module):
 
 def vgg19_features(until: str, weights: str | Path | None = None, *, random_init: bool = False,
                    input_range: tuple[float, float] = (-1.0, 1.0), without: str = "") -> VGGFeatures:
-    """VGG19 features up to `until` with ImageNet weights from `weights`, else from torchvision's
-    cache; neither: a UserError saying where to put the file and (`without`) what runs without
-    it. `random_init=True` (tests only) skips the weights on purpose."""
+    """VGG19 features up to `until` with ImageNet weights from `weights`, else torchvision's cache,
+    else a download (common.pretrained); offline, a UserError saying where to put the file and
+    (`without`) what runs without it. `random_init=True` (tests only) skips the weights on purpose."""
     features = build_features(until)
     if not random_init:
-        path = Path(weights) if weights else cached_weights_path()
-        if not weights and not path.is_file():
-            raise UserError(missing_weights_message(without=without))
-        load_weights(features, path, without)
+        load_weights(features, weights_path(weights, without), without)
     return VGGFeatures(features, input_range)

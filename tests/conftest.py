@@ -1,4 +1,7 @@
-"""Make the repository root importable (`import common`, `import dcgan`); shared fixtures."""
+"""Make the repository root importable (`import common`, `import dcgan`); shared fixtures.
+The suite never touches the network: downloads of pretrained files are off, here and in every
+script a test starts (common.pretrained), and the download function itself refuses."""
+import os
 import sys
 from pathlib import Path
 
@@ -7,6 +10,18 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+os.environ["GAN_PAPERS_NO_DOWNLOAD"] = "1"  # inherited by the scripts the tests run
+
+
+@pytest.fixture(autouse=True)
+def no_network_downloads(monkeypatch):
+    """A test that allows downloads must also replace common.pretrained.DOWNLOAD."""
+    import common.pretrained
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a test tried to download a file")
+
+    monkeypatch.setattr(common.pretrained, "DOWNLOAD", refuse)
 
 
 @pytest.fixture(scope="module")
