@@ -120,10 +120,12 @@ class PhotoCrops(Dataset):
 
 
 # --------------------------------------------------------------- image folder
-def list_images(root: str | Path, what: str = "--data") -> list[Path]:
+def list_images(root: str | Path, what: str = "--data", *, open_each: bool = True) -> list[Path]:
     """Every image below `root`; a missing or empty folder, a non-image file or an
     unreadable image is a DataError naming the culprit and the flag `what` that gave the
-    path (hidden files are skipped). Only --data hints at the embedded dataset."""
+    path (hidden files are skipped). Only --data hints at the embedded dataset.
+    `open_each=False` leaves the unreadable images to the caller (generate.py skips them one
+    by one and writes the rest)."""
     from PIL import Image, UnidentifiedImageError
 
     root = Path(root)
@@ -140,6 +142,8 @@ def list_images(root: str | Path, what: str = "--data") -> list[Path]:
         if p.suffix.lower() not in IMAGE_EXTENSIONS:
             raise DataError(f"{what} {root}: {p} is not an image (expected one of "
                             f"{' '.join(IMAGE_EXTENSIONS)}); move it out of the folder")
+        if not open_each:
+            continue
         try:
             with Image.open(p) as im:  # reads the header only: fast on large folders
                 im.size
@@ -215,9 +219,12 @@ def conversion_note(files: list[Path], what: str) -> str | None:
 
     modes: dict[str, int] = {}
     for f in files:
-        with Image.open(f) as im:
-            if im.mode != "RGB":
-                modes[im.mode] = modes.get(im.mode, 0) + 1
+        try:
+            with Image.open(f) as im:
+                if im.mode != "RGB":
+                    modes[im.mode] = modes.get(im.mode, 0) + 1
+        except OSError:  # unreadable: whoever reads it says so
+            continue
     if not modes:
         return None
     kinds = ", ".join(f"{m}: {n}" for m, n in sorted(modes.items()))
@@ -243,7 +250,7 @@ def input_files(path: str | Path, what: str = "--input") -> list[Path]:
         if path.suffix.lower() not in IMAGE_EXTENSIONS:
             raise DataError(f"{what} {path} is not an image (expected one of {' '.join(IMAGE_EXTENSIONS)})")
         return [path]
-    return list_images(path, what)
+    return list_images(path, what, open_each=False)  # an unreadable one is skipped when its turn comes
 
 
 def output_path(source: Path, inputs_root: Path | None, out: Path, suffix: str = ".png") -> Path:

@@ -24,6 +24,12 @@ class CheckpointError(UserError):
     """A checkpoint that cannot be used: missing, unsafe, or of another model/shape."""
 
 
+class SkippedInputs(UserError):
+    """Some inputs of a generate.py could not be used (each said why); the others were written."""
+
+    exit_code = 5
+
+
 class NonFiniteLossError(UserError):
     """A loss became NaN/inf; training stops before anything bad is saved."""
 

@@ -92,6 +92,38 @@ def evaluate_parser(model: str, description: str, *, ema: bool = False) -> argpa
     return parser
 
 
+# ------------------------------------------------------------- many input files
+def each_input(files: list, work: Callable, *, out, what: str = "image") -> list:
+    """`work(f)` for every input file, under a progress bar (shown for more than one file). A
+    file that cannot be used (a UserError about it: unreadable, too small, out-of-range labels)
+    gets its line and is skipped; the others are still written, and the run then ends with a
+    SkippedInputs error (exit status 5) that says how many were skipped. A single input file's
+    error is its own one line. Returns what `work`
+    returned for the files that were used."""
+    import sys
+
+    from tqdm import tqdm
+
+    from common.errors import CheckpointError, SkippedInputs, UserError
+
+    done, skipped = [], 0
+    bar = tqdm(files, desc=f"{what}s", unit=what, disable=len(files) < 2, dynamic_ncols=True, file=sys.stderr)
+    for f in bar:
+        try:
+            done.append(work(f))
+        except CheckpointError:  # about the model, not this file: every other file would fail alike
+            raise
+        except UserError as exc:
+            if len(files) == 1:  # the one file asked for: its own line is the whole story
+                raise
+            skipped += 1
+            tqdm.write(f"skipped {f}: {exc}", file=sys.stderr)
+    if skipped:
+        raise SkippedInputs(f"skipped {skipped} of {len(files)} {what}(s), each said why above; the other "
+                            f"{len(done)} were written to {out}")
+    return done
+
+
 # ------------------------------------------------------------- the generator
 def load_generator(path, model_name: str, build: Callable[[dict], torch.nn.Module], device, *,
                    payload: dict | None = None, use_ema: bool = False) -> tuple[torch.nn.Module, dict]:

@@ -145,5 +145,28 @@ def build_generator(options: dict) -> ResnetGenerator:
     return ResnetGenerator(options.get("channels", 3), options["ngf"], options["n_blocks"])
 
 
+# ------------------------------------------------- the official code's names for the same tensors
+def official_key(ours: str) -> str:
+    """The key junyanz/pytorch-CycleGAN-and-pix2pix's ResnetGenerator gives one of our G's tensors.
+    Its nn.Sequential `model` holds the same layers in the same order (so the same indices), and
+    its ResnetBlock calls the residual branch `conv_block`: main.10.body.5.weight ->
+    model.10.conv_block.5.weight."""
+    return "model." + ours[len("main."):].replace(".body.", ".conv_block.")
+
+
+def official_options(state: dict) -> dict:
+    """ngf, n_blocks and channels of the official ResnetGenerator whose state dict this is, read
+    from its tensors (model.1 is the first 7x7 convolution; one conv_block per residual block)."""
+    blocks = {key.split(".")[1] for key in state if ".conv_block." in key}
+    first = state["model.1.weight"]
+    return {"ngf": first.shape[0], "channels": first.shape[1], "n_blocks": len(blocks)}
+
+
+def to_official_state(G: ResnetGenerator) -> dict:
+    """G's state dict under the official key names (a plain state dict, as its train.py saves
+    latest_net_G_A.pth): the networks are the same, so this is a renaming."""
+    return {official_key(key): value.detach().clone() for key, value in G.state_dict().items()}
+
+
 def build_discriminator(options: dict) -> PatchDiscriminator:
     return PatchDiscriminator(options.get("channels", 3), options["ndf"])

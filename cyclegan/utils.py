@@ -4,16 +4,34 @@ of evaluate.py and --eval-every, and a trained generator loaded back and run on 
 any size (what train.py, generate.py and evaluate.py share)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 
 from common import metrics
-from common.checkpoint import load_for_inference, load_state_checked
+from common.checkpoint import (FORMAT_VERSION, atomic_save, check_model_name, load_state_checked, load_tensors,
+                               renamed_state)
 from common.errors import CheckpointError
 from .dataset import evaluation_set
-from .model import build_generator
+from .model import build_generator, official_key, official_options, to_official_state
 
 MODEL_NAME = "cyclegan"
+OFFICIAL_CODE = "junyanz/pytorch-CycleGAN-and-pix2pix"
+# the models the official scripts/download_cyclegan_model.sh names, at the address it fetches them from
+RELEASED = ("apple2orange", "orange2apple", "summer2winter_yosemite", "winter2summer_yosemite", "horse2zebra",
+            "zebra2horse", "monet2photo", "style_monet", "style_cezanne", "style_ukiyoe", "style_vangogh", "sat2map",
+            "map2sat", "cityscapes_photo2label", "cityscapes_label2photo", "facades_photo2label",
+            "facades_label2photo", "iphone2dslr_flower")
+RELEASED_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/{}.pth"
+
+
+def released_weights(name: str) -> str:
+    """The path of a released model's G weights: cached, else downloaded once (common.pretrained)."""
+    from common.pretrained import fetch
+
+    return str(fetch(RELEASED_URL.format(name), what=f"the released CycleGAN model {name}",
+                     filename=f"cyclegan_{name}.pth", flag="--checkpoint"))
 GENERATORS = {"AtoB": "G_AB", "BtoA": "G_BA"}  # --direction: the paper's G and F
 
 
@@ -143,9 +161,42 @@ def evaluation(opt, session, G_AB, G_BA):
 
 
 # ------------------------------------------------------------------ a trained generator
+def is_official_state(obj) -> bool:
+    """A plain state dict of the official ResnetGenerator: its train.py's latest_net_G_A.pth /
+    latest_net_G_B.pth, or a released model such as horse2zebra.pth."""
+    return (isinstance(obj, dict) and "model.1.weight" in obj and "model.10.conv_block.1.weight" in obj
+            and all(torch.is_tensor(v) for v in obj.values()))
+
+
+def load_official(state: dict, path) -> tuple[torch.nn.Module, dict]:
+    """Our G with the official weights. Files saved by PyTorch before 0.4 hold running-statistics
+    entries for the InstanceNorm layers, which track none (the official test script drops them
+    too); they are dropped here, and anything else that does not fit is named in one line."""
+    state = {k: v for k, v in state.items() if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))}
+    options = {**official_options(state), "official": True}
+    G = build_generator(options)
+    names = {official_key(k): k for k in G.state_dict()}
+    G.load_state_dict(renamed_state(state, names, G.state_dict(), path=path, what="the official ResNet generator"))
+    print(f"loaded the official code's ResNet G ({OFFICIAL_CODE}, resnet_{options['n_blocks']}blocks, ngf "
+          f"{options['ngf']}): one generator, whichever direction it was trained for")
+    return G, options
+
+
 def load_generator(path, direction: str, device, payload: dict | None = None) -> tuple[torch.nn.Module, dict]:
-    """G_AB (AtoB) or G_BA (BtoA) rebuilt from the checkpoint's options, in eval mode."""
-    payload = payload or load_for_inference(path, MODEL_NAME)
+    """G_AB (AtoB) or G_BA (BtoA) rebuilt from the checkpoint's options, in eval mode; or the one
+    generator of the official code's G weights (detected by their keys), whatever `direction`."""
+    if payload is None:
+        payload = load_tensors(path)
+        if is_official_state(payload):
+            G, options = load_official(payload, path)
+            return G.to(device).eval(), options
+        if isinstance(payload, dict) and "model.model.0.weight" in payload:
+            raise CheckpointError(f"{path} holds the official code's U-Net generator (--netG unet_*): CycleGAN's "
+                                  f"G is a ResNet; pix2pix/ reads U-Net generators")
+        if not (isinstance(payload, dict) and payload.get("format") == FORMAT_VERSION and "models" in payload):
+            raise CheckpointError(f"{path} is neither a cyclegan checkpoint nor the official code's ResNet G weights "
+                                  f"(latest_net_G_A.pth of {OFFICIAL_CODE})")
+        check_model_name(payload, MODEL_NAME, path)
     name = GENERATORS[direction]
     try:
         G = build_generator(payload["options"])
@@ -155,6 +206,15 @@ def load_generator(path, direction: str, device, payload: dict | None = None) ->
         raise CheckpointError(f"{path} holds no weights for {name}")
     load_state_checked(G, payload["models"][name], what=name, path=path)
     return G.to(device).eval(), payload["options"]
+
+
+def export_official(G: torch.nn.Module, path, direction: str) -> Path:
+    """Write one G as the official code saves it (a plain state dict), for its test.py."""
+    path = atomic_save(to_official_state(G), path)
+    print(f"wrote {path}: {GENERATORS.get(direction, 'G')} in the official format of {OFFICIAL_CODE}; put it in "
+          f"checkpoints/NAME/ as latest_net_G.pth and run its test.py --name NAME --model test --no_dropout "
+          f"--netG resnet_{G.n_blocks}blocks")
+    return path
 
 
 # pix2pix/utils.py holds the same padding

@@ -14,14 +14,17 @@ srgan/utils.py, which holds the same measure and tiling.
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from common.checkpoint import FORMAT_VERSION, check_model_name, load_state_checked, load_tensors
 from common.data import conversion_note, input_files, output_path, read_rgb, save_image
 from common.errors import CheckpointError, UserError
+from common.inference import each_input
 from .dataset import held_out_images, to_unit_tensor
 from .model import build_generator, interpolate_state
 
@@ -178,16 +181,17 @@ def upscale_tiled(G, lr: torch.Tensor, device, *, tile: int, overlap: int, scale
     if h <= tile and w <= tile:
         return upscale(G, lr, device)
     out = None
-    for top in range(0, h, core):
-        for left in range(0, w, core):
-            t0, l0 = max(top - overlap, 0), max(left - overlap, 0)
-            t1, l1 = min(top + core + overlap, h), min(left + core + overlap, w)
-            y = upscale(G, lr[:, t0:t1, l0:l1], device)
-            if out is None:
-                out = y.new_zeros(y.shape[0], h * scale, w * scale)
-            b, r = min(top + core, h), min(left + core, w)
-            out[:, top * scale:b * scale, left * scale:r * scale] = \
-                y[:, (top - t0) * scale:(b - t0) * scale, (left - l0) * scale:(r - l0) * scale]
+    corners = [(top, left) for top in range(0, h, core) for left in range(0, w, core)]
+    for top, left in tqdm(corners, desc="tiles", unit="tile", leave=False, disable=len(corners) < 4,
+                          dynamic_ncols=True, file=sys.stderr):  # a 12-megapixel photo is minutes of work
+        t0, l0 = max(top - overlap, 0), max(left - overlap, 0)
+        t1, l1 = min(top + core + overlap, h), min(left + core + overlap, w)
+        y = upscale(G, lr[:, t0:t1, l0:l1], device)
+        if out is None:
+            out = y.new_zeros(y.shape[0], h * scale, w * scale)
+        b, r = min(top + core, h), min(left + core, w)
+        out[:, top * scale:b * scale, left * scale:r * scale] = \
+            y[:, (top - t0) * scale:(b - t0) * scale, (left - l0) * scale:(r - l0) * scale]
     return out
 
 
@@ -240,10 +244,13 @@ def upscale_files(G, scale: int, opt, device) -> Path:
     note = conversion_note(files, opt.input)
     if note:
         print(note)
-    for f in files:
+
+    def upscale_one(f: Path) -> Path:
         lr = to_unit_tensor(read_rgb(f))
         sr = upscale_tiled(G, lr, device, tile=opt.tile, overlap=opt.tile_overlap, scale=scale)
-        save_image(sr.clamp(-1, 1), output_path(f, None if single else Path(opt.input), out))
+        return save_image(sr.clamp(-1, 1), output_path(f, None if single else Path(opt.input), out))
+
+    each_input(files, upscale_one, out=out)
     print(f"wrote {len(files)} image(s) x{scale} to {out}")
     return out
 

@@ -3,6 +3,8 @@ beside the trivial baseline, the input itself (for colourisation: its grey image
 
     python evaluate.py --checkpoint runs/pix2pix-colorize/checkpoints/last.pt
     python evaluate.py --checkpoint ... --phase val --n 100          # a folder dataset's val/ split
+    python evaluate.py --checkpoint facades_label2photo.pth --data datasets/facades --direction BtoA
+                                                                      # the official code's G weights
 
 The pairs are the embedded task's held-out crops (whole photos never seen in training,
 common.data.HELD_OUT_PHOTOS) or a folder's test/ (else val/) split, resized to the
@@ -22,26 +24,27 @@ if not __package__:  # run as a script inside its folder: import the folder as a
 import argparse
 from types import SimpleNamespace
 
-from common import inference
 from common import metrics
-from common.checkpoint import load_for_inference
 from common.cli import positive_int
 from common.device import pick_device
-from common.errors import run_main
+from common.errors import UserError, run_main
 from common.run import save_grid
 from .dataset import as_images, evaluation_pairs
-from .model import build_generator
-from .utils import input_output_target_rows, paired_report, run_generator
+from .utils import input_output_target_rows, load_generator, paired_report, run_generator
 
 MODEL_NAME = "pix2pix"
 
 
 def parse_opt(argv=None):
     p = argparse.ArgumentParser(description="L1 / PSNR / SSIM of a pix2pix generator against its targets.")
-    p.add_argument("--checkpoint", required=True, help="a checkpoint written by pix2pix/train.py")
+    p.add_argument("--checkpoint", required=True,
+                   help="a checkpoint written by pix2pix/train.py, or the official code's G weights (latest_net_G.pth)")
     p.add_argument("--n", type=positive_int, default=16, help="pairs to measure (default 16: all held-out crops)")
     p.add_argument("--phase", default=None, help="split of a folder dataset (default: test, else val)")
-    p.add_argument("--data", default=None, help="override the dataset stored in the checkpoint (a folder)")
+    p.add_argument("--data", default=None,
+                   help="override the dataset stored in the checkpoint (a folder; needed for official weights)")
+    p.add_argument("--direction", default=None, choices=("AtoB", "BtoA"),
+                   help="override the checkpoint's direction (official weights: AtoB unless given)")
     p.add_argument("--eval-mode", action="store_true",
                    help="BatchNorm running averages and no dropout (default: the paper's test mode)")
     p.add_argument("--rows", default=None, metavar="PNG", help="also write rows input | output | target here")
@@ -53,14 +56,16 @@ def parse_opt(argv=None):
 
 def main(opt) -> list[dict]:
     device = pick_device(opt.device)
-    payload = load_for_inference(opt.checkpoint, MODEL_NAME)
-    G, options = inference.load_generator(opt.checkpoint, MODEL_NAME, build_generator, device, payload=payload)
-    data_opt = SimpleNamespace(**{**options, "data": opt.data or options["data"]})
+    G, options, info = load_generator(opt.checkpoint, device)
+    if not (opt.data or options.get("data")):
+        raise UserError(f"{opt.checkpoint} holds weights without a dataset: give --data (a folder of pairs)")
+    data_opt = SimpleNamespace(**{**options, "data": opt.data or options["data"],
+                                  "direction": opt.direction or options.get("direction", "AtoB")})
     inputs, targets, what = evaluation_pairs(data_opt, opt.n, opt.phase)
     outputs = run_generator(G, inputs, device, eval_mode=opt.eval_mode, seed=opt.seed)
     inputs, outputs, targets = as_images(data_opt.data, inputs, outputs, targets)  # RGB, as measured and shown
-    common = {"model": MODEL_NAME, "checkpoint": str(opt.checkpoint), "step": payload.get("step"),
-              "data": data_opt.data, "direction": options["direction"], "pairs": what,
+    common = {"model": MODEL_NAME, "checkpoint": str(opt.checkpoint), "step": info["step"],
+              "data": data_opt.data, "direction": data_opt.direction, "pairs": what,
               "mode": "eval" if opt.eval_mode else "paper test mode"}
     records = [{**common, "what": "G(A) vs B", **paired_report(outputs, targets)},
                {**common, "what": "baseline: A itself vs B", **paired_report(inputs, targets)}]

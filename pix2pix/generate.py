@@ -4,6 +4,14 @@
     python generate.py --checkpoint ... --input photo.jpg --out photo_colour.png                # one image
     python generate.py --checkpoint ... --input photos/ --out translated/                       # a folder
     python generate.py --checkpoint ... --input photos/ --out translated/ --eval-mode           # no dropout
+    python generate.py --checkpoint latest_net_G.pth --input labels/ --out photos/              # the official code's G
+    python generate.py --pretrained facades_label2photo --input labels/ --out photos/          # a released model
+    python generate.py --checkpoint runs/.../last.pt --export-official latest_net_G.pth        # ... and back
+
+--checkpoint also takes the official code's G weights (junyanz/pytorch-CycleGAN-and-pix2pix: its
+latest_net_G.pth, or a released model such as facades_label2photo.pth), detected by their keys;
+G is then built in the official layout (README, Official weights), and its outputs are the
+official network's, dropout masks included, for the same --seed.
 
 G runs as the paper runs it at test time (Sec. 3.1, 6.1): dropout on and BatchNorm with
 each image's own statistics (its noise, seeded by --seed); --eval-mode uses BatchNorm's
@@ -26,16 +34,16 @@ from types import SimpleNamespace
 
 import torch
 
-from common import inference
-from common.checkpoint import load_for_inference
 from common.cli import positive_int
+from common.inference import each_input
 from common.data import conversion_note, input_files, output_path, read_rgb, save_image, to_tensor
 from common.device import pick_device
-from common.errors import run_main
+from common.errors import UserError, run_main
 from common.run import save_grid
 from .dataset import EMBEDDED, MAKE_INPUT, as_images, evaluation_pairs, lab_pair, lab_to_rgb
-from .model import build_generator, num_downs
-from .utils import input_output_target_rows, pad_to_multiple, run_generator
+from .model import num_downs
+from .utils import (RELEASED, export_official, input_output_target_rows, load_generator, pad_to_multiple,
+                    released_weights, run_generator)
 
 MODEL_NAME = "pix2pix"
 ROWS_NAME = "pix2pix_rows.png"
@@ -43,7 +51,14 @@ ROWS_NAME = "pix2pix_rows.png"
 
 def parse_opt(argv=None):
     p = argparse.ArgumentParser(description="Translate images with a trained pix2pix generator.")
-    p.add_argument("--checkpoint", required=True, help="a checkpoint written by pix2pix/train.py")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint",
+                        help="a checkpoint written by pix2pix/train.py, or the official code's G weights (latest_net_G.pth)")
+    source.add_argument("--pretrained", choices=RELEASED, metavar="NAME",
+                        help=f"a model the authors released, downloaded once into torch hub's cache: "
+                             f"{', '.join(RELEASED)}")
+    p.add_argument("--export-official", default=None, metavar="PTH",
+                   help="write G in the official code's format (a plain state dict for its test.py) and stop")
     p.add_argument("--input", default=None, metavar="FILE|DIR",
                    help="an image or a folder of images to translate (default: the run's evaluation pairs, "
                         "written as rows input | output | target)")
@@ -90,16 +105,21 @@ def translate_files(G, options: dict, opt, device) -> Path:
         print(f"this G was trained on the embedded task {options['data']!r}: its inputs are made from the photos "
               f"(their Canny edges); --as-is to skip")
     multiple = 2 ** num_downs(options["image_size"])
-    for f in files:
+
+    def translate_one(f: Path) -> Path:
         x = model_input(read_rgb(f), options, opt.as_is)
         y = run_generator(G, pad_to_multiple(x.unsqueeze(0), multiple)[0], device,
                           eval_mode=opt.eval_mode, seed=opt.seed)[0, :, :x.shape[1], :x.shape[2]]
-        save_image(shown_output(x, y, options), output_path(f, None if single else Path(opt.input), out))
+        return save_image(shown_output(x, y, options), output_path(f, None if single else Path(opt.input), out))
+
+    each_input(files, translate_one, out=out)
     print(f"wrote {len(files)} image(s) to {out}")
     return out
 
 
 def evaluation_rows(G, options: dict, opt, device) -> Path:
+    if options.get("data") is None:
+        raise UserError(f"{opt.checkpoint} holds weights without a dataset: give --input FILE|DIR to translate")
     data_opt = SimpleNamespace(**options)
     inputs, targets, what = evaluation_pairs(data_opt, opt.n)
     outputs = run_generator(G, inputs, device, eval_mode=opt.eval_mode, seed=opt.seed)
@@ -112,8 +132,11 @@ def evaluation_rows(G, options: dict, opt, device) -> Path:
 
 def main(opt) -> Path:
     device = pick_device(opt.device)
-    payload = load_for_inference(opt.checkpoint, MODEL_NAME)
-    G, options = inference.load_generator(opt.checkpoint, MODEL_NAME, build_generator, device, payload=payload)
+    if opt.pretrained:  # fetched before any work, once
+        opt.checkpoint = released_weights(opt.pretrained)
+    G, options, _ = load_generator(opt.checkpoint, device)
+    if opt.export_official:
+        return export_official(G, opt.export_official)
     if opt.input is None:
         return evaluation_rows(G, options, opt, device)
     return translate_files(G, options, opt, device)

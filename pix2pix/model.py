@@ -27,6 +27,12 @@ import torch.nn as nn
 CHANNELS_LAST = {"cpu-fp32": False, "cpu-bf16": False, "cuda": True}
 
 NET_G = ("unet", "encoder-decoder")
+# Where the U-Net drops out and in what order a skip is concatenated: "paper" (Appendix 6.1.1:
+# CD512-CD1024-CD1024, the first three decoder layers; [up, skip]) or "official", the layout of
+# junyanz/pytorch-CycleGAN-and-pix2pix's UnetGenerator (dropout in the decoder layers of its
+# n_down - 5 middle blocks, the second to the fourth for 256x256; [skip, up]), which its released
+# weights need so that test mode drops out the same units (README, Official weights).
+UNET_LAYOUTS = ("paper", "official")
 # --netD: the paper's Table 3 receptive fields, as the number of stride-2 C-blocks after C64
 # (the official code's n_layers); "pixel" is the 1x1 PixelGAN, built from 1x1 convolutions.
 NET_D = {"pixel": None, "patch16": 1, "patch70": 3, "image": 5}
@@ -81,11 +87,15 @@ class UNetGenerator(nn.Module):
     at test time in the paper (generate.py's default)."""
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, image_size: int = 256,
-                 skips: bool = True):
+                 skips: bool = True, layout: str = "paper"):
         super().__init__()
+        if layout not in UNET_LAYOUTS:
+            raise ValueError(f"unknown U-Net layout {layout!r}: one of {', '.join(UNET_LAYOUTS)}")
         n = num_downs(image_size)
         widths = encoder_widths(ngf, n)
         self.skips = skips
+        self.skip_first = layout == "official"  # concatenate [skip, up] rather than [up, skip]
+        dropout_layers = range(3) if layout == "paper" else range(1, n - 4)
         self.encoder = nn.ModuleList(
             [Down(in_channels, widths[0], first=True, norm=False)]
             + [Down(widths[i - 1], widths[i], norm=i < n - 1) for i in range(1, n)])
@@ -94,7 +104,7 @@ class UNetGenerator(nn.Module):
         for j in range(n):  # decoder layer j mirrors encoder layer n - 1 - j
             c_in = widths[n - 1 - j] * (grow if j > 0 else 1)
             if j < n - 1:
-                self.decoder.append(Up(c_in, widths[n - 2 - j], dropout=j < 3))
+                self.decoder.append(Up(c_in, widths[n - 2 - j], dropout=j in dropout_layers))
             else:
                 self.decoder.append(Up(c_in, out_channels, last=True))
 
@@ -106,7 +116,8 @@ class UNetGenerator(nn.Module):
         x = self.decoder[0](features[-1])
         for j, up in enumerate(self.decoder[1:], start=1):
             if self.skips:
-                x = torch.cat([x, features[-1 - j]], dim=1)
+                skip = features[-1 - j]
+                x = torch.cat([skip, x] if self.skip_first else [x, skip], dim=1)
             x = up(x)
         return x
 
@@ -159,7 +170,54 @@ def init_weights(m: nn.Module) -> None:
 
 def build_generator(options: dict) -> UNetGenerator:
     return UNetGenerator(options.get("input_channels", 3), options.get("output_channels", 3), options["ngf"],
-                         options["image_size"], skips=options["netG"] == "unet")
+                         options["image_size"], skips=options["netG"] == "unet",
+                         layout=options.get("unet_layout", "paper"))
+
+
+# ------------------------------------------------- the official code's names for the same tensors
+def official_module_names(n_down: int) -> dict[str, str]:
+    """Our module name -> the official UnetGenerator's, for a U-Net of `n_down` levels. The
+    official network nests one UnetSkipConnectionBlock per level, each a Sequential: the outermost
+    [conv, block, relu, convT, tanh], a middle one [lrelu, conv, norm, block, relu, convT, norm(,
+    dropout)], the innermost [lrelu, conv, relu, convT, norm]. Encoder layer d and decoder layer
+    n_down - 1 - d are level d's down and up halves."""
+    names = {}
+    prefix = "model.model."
+    for d in range(n_down):
+        up = f"decoder.{n_down - 1 - d}"
+        if d == 0:
+            names.update({"encoder.0.0": prefix + "0", f"{up}.1": prefix + "3"})
+            prefix += "1.model."
+        elif d < n_down - 1:
+            names.update({f"encoder.{d}.1": prefix + "1", f"encoder.{d}.2": prefix + "2",
+                          f"{up}.1": prefix + "5", f"{up}.2": prefix + "6"})
+            prefix += "3.model."
+        else:
+            names.update({f"encoder.{d}.1": prefix + "1", f"{up}.1": prefix + "3", f"{up}.2": prefix + "4"})
+    return names
+
+
+def official_key(ours: str, n_down: int) -> str:
+    """The official state-dict key of one of our U-Net keys (e.g. decoder.0.2.running_mean)."""
+    module, _, tensor = ours.rpartition(".")
+    return f"{official_module_names(n_down)[module]}.{tensor}"
+
+
+def to_official_state(G: UNetGenerator) -> dict:
+    """G's state dict under the official key names, in the official layout. A paper-layout G
+    has its skip halves swapped in each decoder weight ([up, skip] -> [skip, up]: both halves
+    are as wide), so the official network computes the same function; dropout stays where the
+    official network has it, so only its eval mode (no dropout) matches ours exactly."""
+    n = len(G.encoder)
+    state = {}
+    for key, value in G.state_dict().items():
+        value = value.detach().clone()
+        j = int(key.split(".")[1]) if key.startswith("decoder.") else 0
+        if G.skips and not G.skip_first and key.startswith("decoder.") and key.endswith(".1.weight") and j > 0:
+            half = value.shape[0] // 2
+            value = torch.cat([value[half:], value[:half]])
+        state[official_key(key, n)] = value
+    return state
 
 
 def build_discriminator(options: dict) -> nn.Module:

@@ -1,16 +1,101 @@
-"""What only pix2pix needs: running G the way the paper does at test time, on images of any
-size, and showing and measuring its outputs beside their inputs and targets."""
+"""What only pix2pix needs: reading G from our checkpoints or from the authors' released weights,
+running it the way the paper does at test time, on images of any size, and showing and
+measuring its outputs beside their inputs and targets."""
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from common import metrics
-from common.errors import DataError
+from common.checkpoint import FORMAT_VERSION, check_model_name, load_tensors, renamed_state
+from common.errors import CheckpointError, DataError
+from common.inference import load_generator as load_our_generator
 from .dataset import as_images, evaluation_pairs
+from .model import build_generator, official_key, to_official_state
+
+MODEL_NAME = "pix2pix"
+OFFICIAL_CODE = "junyanz/pytorch-CycleGAN-and-pix2pix"
+# the models the official scripts/download_pix2pix_model.sh names, at the address it fetches them from
+RELEASED = ("edges2shoes", "sat2map", "map2sat", "facades_label2photo", "day2night")
+RELEASED_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/{}.pth"
+
+
+def released_weights(name: str) -> str:
+    """The path of a released model's G weights: cached, else downloaded once (common.pretrained)."""
+    from common.pretrained import fetch
+
+    return str(fetch(RELEASED_URL.format(name), what=f"the released pix2pix model {name}",
+                     filename=f"pix2pix_{name}.pth", flag="--checkpoint"))
+
+
+# ------------------------------------------- our checkpoints and the authors' released weights
+def is_official_state(obj) -> bool:
+    """A plain state dict of the official UnetGenerator (what its train.py saves as
+    latest_net_G.pth and what the authors released, e.g. facades_label2photo.pth)."""
+    return (isinstance(obj, dict) and "model.model.0.weight" in obj
+            and all(torch.is_tensor(v) for v in obj.values()))
+
+
+def official_options(state: dict) -> dict:
+    """The options that rebuild the official U-Net of a state dict, read from its tensors: the
+    number of levels from the depth of its keys (level d's keys hold d + 2 "model."), ngf and
+    the channels from the outermost convolutions."""
+    n_down = max(key.count("model.") for key in state) - 1
+    first, last = state["model.model.0.weight"], state.get("model.model.3.weight")
+    if last is None or n_down < 5:
+        raise CheckpointError("the state dict is not a whole official U-Net (it lacks model.model.3.weight, its "
+                              "last layer, or has fewer than 5 levels)")
+    return {"netG": "unet", "unet_layout": "official", "ngf": first.shape[0], "image_size": 2 ** n_down,
+            "input_channels": first.shape[1], "output_channels": last.shape[1], "data": None, "direction": "AtoB"}
+
+
+def load_generator(path, device) -> tuple[nn.Module, dict, dict]:
+    """G in eval mode on `device`, its options and {"what", "step"}: from a checkpoint of this
+    folder, or from the official code's G weights (detected by their keys; G is then built in
+    the official layout and a note says so). Anything else is a one-line CheckpointError."""
+    payload = load_tensors(path)
+    if isinstance(payload, dict) and payload.get("format") == FORMAT_VERSION and "models" in payload:
+        check_model_name(payload, MODEL_NAME, path)
+        G, options = load_our_generator(path, MODEL_NAME, build_generator, device, payload=payload)
+        return G, options, {"what": f"step {payload.get('step')}", "step": payload.get("step")}
+    if isinstance(payload, dict) and "model.1.weight" in payload and "model.10.conv_block.1.weight" in payload:
+        raise CheckpointError(f"{path} holds the official code's ResNet generator (--netG resnet_*): this folder "
+                              f"builds the paper's U-Net; cyclegan/ reads ResNet generators")
+    if not is_official_state(payload):
+        raise CheckpointError(f"{path} is neither a pix2pix checkpoint nor the official code's U-Net G weights "
+                              f"(latest_net_G.pth of {OFFICIAL_CODE}, --netG unet_256 / unet_128)")
+    options = official_options(payload)
+    G = build_generator(options)
+    names = {official_key(k, len(G.encoder)): k for k in G.state_dict()}
+    G.load_state_dict(renamed_state(payload, names, G.state_dict(), path=path, what="the official U-Net"))
+    n_down = len(G.encoder)
+    dropout = f"dropout in decoder layers 2-{n_down - 4}" if n_down > 5 else "no dropout"
+    print(f"loaded the official code's U-Net G ({OFFICIAL_CODE}, unet_{options['image_size']}, ngf "
+          f"{options['ngf']}, {options['input_channels']} -> {options['output_channels']} channels), built in its "
+          f"layout: {dropout}, skips concatenated before the upsampled features")
+    return G.to(device).eval(), options, {"what": "the official released weights", "step": None}
+
+
+def export_official(G: nn.Module, path) -> Path:
+    """Write G's weights as the official code saves its G (latest_net_G.pth, a plain state dict),
+    so that its test.py runs them (--netG unet_<size> --norm batch)."""
+    from common.checkpoint import atomic_save
+
+    if not getattr(G, "skips", True):
+        raise CheckpointError("the encoder-decoder ablation (--netG encoder-decoder) has no counterpart in the "
+                              "official code: only the U-Net can be exported")
+    path = atomic_save(to_official_state(G), path)
+    note = "" if G.skip_first else (
+        " (trained here in the paper's layout: the official network drops out in other decoder layers, so its "
+        "outputs match ours exactly with --eval, and carry other noise without it)")
+    print(f"wrote {path}: G in the official format of {OFFICIAL_CODE}; put it in checkpoints/NAME/ as "
+          f"latest_net_G.pth and run its test.py --name NAME --model pix2pix --netG unet_"
+          f"{2 ** len(G.encoder)} --norm batch{note}")
+    return path
 
 
 @contextlib.contextmanager

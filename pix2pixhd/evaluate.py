@@ -61,6 +61,9 @@ def reference_scores(held: HeldOut) -> dict:
 def main(opt) -> list[dict]:
     device = pick_device(opt.device)
     G, E, options, payload = load_model(opt.checkpoint, device)
+    if options.get("official"):
+        raise UserError(f"{opt.checkpoint} holds the official code's weights: the scene segmenter knows the embedded "
+                        f"scenes only; score them with a segmentation network for their data (the paper: PSPNet)")
     if options["data"] not in EMBEDDED:
         raise UserError(f"{opt.checkpoint} was trained on {options['data']}: the scene segmenter knows the embedded "
                         f"scenes only; score such a model with a segmentation network for its data (the paper: PSPNet)")

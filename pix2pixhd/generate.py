@@ -4,6 +4,14 @@
     python generate.py --checkpoint ... --n-styles 4                            # labels | 4 looks (--instance-feat models)
     python generate.py --checkpoint ... --label lab.png --inst inst.png --out photo.png --style cluster=3
     python generate.py --checkpoint ... --label labels/ --inst insts/ --out photos/   # folders, paired by sorted order
+    python generate.py --checkpoint latest_net_G.pth --label L.png --inst I.png      # the official code's G
+    python generate.py --checkpoint runs/.../last.pt --export-official latest_net_G.pth   # ... and back
+
+--checkpoint also takes the official code's G weights (NVIDIA/pix2pixHD: a run's
+latest_net_G.pth, or the released label2city_512p / label2city_1024p), detected by their keys:
+global or with its local enhancer, its label count and the instance channel read from the
+first layer (label_nc + 1 inputs, the official defaults; --no-instance for a model trained
+without instance maps).
 
 Label maps are single-channel images of class ids (< the model's --label-nc; Cityscapes'
 *_labelIds.png), instance maps single-channel images of instance ids (16-bit Cityscapes
@@ -35,17 +43,23 @@ from common import data as cdata
 from common.cli import positive_int
 from common.device import pick_device
 from common.errors import UserError, run_main
+from common.inference import each_input
 from common.run import save_grid
 from .dataset import evaluation_scenes, read_ids
 from .model import size_multiple
-from .utils import STYLES_FILE, load_model, parse_style, sample_rows, shown_labels, style_setup, synthesize
+from .utils import STYLES_FILE, export_official, load_model, parse_style, sample_rows, shown_labels, style_setup, synthesize
 
 ROWS_NAME = "pix2pixhd_rows.png"
 
 
 def parse_opt(argv=None):
     p = argparse.ArgumentParser(description="Label maps to images with a trained pix2pixHD generator.")
-    p.add_argument("--checkpoint", required=True, help="a checkpoint written by pix2pixhd/train.py")
+    p.add_argument("--checkpoint", required=True,
+                   help="a checkpoint written by pix2pixhd/train.py, or the official code's G weights (latest_net_G.pth)")
+    p.add_argument("--no-instance", action="store_true",
+                   help="official weights trained with --no_instance: read their input channels as labels only")
+    p.add_argument("--export-official", default=None, metavar="PTH",
+                   help="write G in the official code's format (for its test.py) and stop")
     p.add_argument("--label", default=None, metavar="FILE|DIR",
                    help="a label map or a folder of them (default: the run's held-out scenes, as rows)")
     p.add_argument("--inst", default=None, metavar="FILE|DIR", help="the matching instance map(s)")
@@ -143,21 +157,29 @@ def synthesize_files(G, E, options: dict, opt, device, style: str, centres) -> P
         print("no --inst given: each class is taken as one instance (the boundary map shows class edges only)")
     multiple = size_multiple(options)
     g = torch.Generator().manual_seed(opt.seed)
-    for label_path, inst_path in pairs:
+
+    def synthesize_one(pair: tuple[Path, Path | None]) -> Path:
+        label_path, inst_path = pair
         label, inst = read_maps(label_path, inst_path, options)
         h, w = label.shape[:2]
         lab = padded(label, multiple)
         batch = {"label": (cdata.to_tensor(lab) if options["label_nc"] == 0 else torch.from_numpy(lab).long())[None],
                  "inst": torch.from_numpy(padded(inst, multiple)).long()[None]}
         image = synthesize(G, E, batch, options, device, style=style, centres=centres, generator=g)[0, :, :h, :w]
-        cdata.save_image(image, cdata.output_path(label_path, None if single else Path(opt.label), out))
+        return cdata.save_image(image, cdata.output_path(label_path, None if single else Path(opt.label), out))
+
+    each_input(pairs, synthesize_one, out=out, what="label map")
     print(f"wrote {len(pairs)} image(s) to {out}")
     return out
 
 
 def main(opt) -> Path:
     device = pick_device(opt.device)
-    G, E, options, _ = load_model(opt.checkpoint, device)
+    G, E, options, _ = load_model(opt.checkpoint, device, no_instance=opt.no_instance)
+    if opt.export_official:
+        return export_official(G, opt.export_official)
+    if options.get("official") and opt.label is None:
+        raise UserError(f"{opt.checkpoint} holds weights without a dataset: give --label (and --inst) maps")
     style, centres = style_setup(opt, E, Path(opt.checkpoint))
     if opt.label is None:
         return held_out_rows(G, E, options, opt, device, style, centres)

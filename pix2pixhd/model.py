@@ -433,6 +433,62 @@ class Encoder(nn.Module):
         return instance_mean_pool(self.model(image), inst)
 
 
+# ------------------------------------------------- the official code's names for the same tensors
+def official_key(ours: str, G: nn.Module) -> str:
+    """The key NVIDIA/pix2pixHD gives one of our G's tensors. Its GlobalGenerator is one
+    nn.Sequential `model` holding our `model` and then our output block (pad, conv, Tanh); its
+    LocalEnhancer keeps G1's `model` without the output block, and enhancer n's front- and
+    back-end as `model{n}_1` and `model{n}_2`. Its ResnetBlock calls the residual branch
+    `conv_block`; layer indices are the same as ours."""
+    key = ours.replace(".body.", ".conv_block.")
+    if isinstance(G, LocalEnhancer):
+        if key.startswith("global_generator.model."):
+            return key[len("global_generator."):]
+        n, part, rest = key.split(".", 3)[1:]
+        return f"model{int(n) + 1}_{1 if part == 'front_end' else 2}.{rest}"
+    if key.startswith("output."):
+        index, rest = key[len("output."):].split(".", 1)
+        return f"model.{len(G.model) + int(index)}.{rest}"
+    return key
+
+
+def official_options(state: dict) -> dict:
+    """The options that rebuild the official G of a state dict, read from its tensors. The first
+    convolution's input channels are read as label_nc one-hot labels plus the instance boundary
+    map (the official defaults, and the released label2city models); `no_instance` reads them
+    as labels only."""
+    enhancers = sorted({int(k[len("model"):].split("_")[0]) for k in state if k.startswith("model") and "_" in
+                        k.split(".")[0]})
+    first = state["model.1.weight"]
+    blocks = sorted({int(k.split(".")[1]) for k in state if k.startswith("model.") and ".conv_block." in k})
+    if not blocks:
+        raise ValueError("it has no residual blocks (model.N.conv_block)")
+    width = state[f"model.{blocks[0]}.conv_block.1.weight"].shape[0]
+    n_down = (width // first.shape[0]).bit_length() - 1
+    options = {"label_nc": first.shape[1] - 1, "no_instance": False, "instance_feat": False, "label_feat": False,
+               "feat_num": 0, "input_nc": 3, "n_downsample_global": n_down, "n_blocks_global": len(blocks),
+               "n_local_enhancers": len(enhancers), "n_blocks_local": 3}
+    if enhancers:
+        outer = enhancers[-1]
+        options["ngf"] = state[f"model{outer}_1.1.weight"].shape[0]
+        options["n_blocks_local"] = len({k.split(".")[1] for k in state
+                                         if k.startswith(f"model{outer}_2.") and ".conv_block." in k})
+        last = max((k for k in state if k.startswith(f"model{outer}_2.") and k.endswith(".weight")),
+                   key=lambda k: int(k.split(".")[1]))
+    else:
+        options["ngf"] = first.shape[0]
+        last = max((k for k in state if k.startswith("model.") and k.endswith(".weight")),
+                   key=lambda k: int(k.split(".")[1]))
+    options["output_nc"] = state[last].shape[0]
+    return options
+
+
+def to_official_state(G: nn.Module) -> dict:
+    """G's state dict under the official key names (a plain state dict, as the official train.py
+    saves latest_net_G.pth): the networks are the same, so this is a renaming."""
+    return {official_key(key, G): value.detach().clone() for key, value in G.state_dict().items()}
+
+
 # ------------------------------------------------------------------- init and builders
 def init_weights(m: nn.Module) -> None:
     """The official weights_init: convolution and transposed-convolution weights from N(0, 0.02),

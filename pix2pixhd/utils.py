@@ -16,15 +16,18 @@ import numpy as np
 import torch
 
 from common import metrics
-from common.checkpoint import load_file, load_for_inference, load_state_checked
+from common.checkpoint import (FORMAT_VERSION, atomic_save, check_model_name, load_file, load_state_checked,
+                               load_tensors, renamed_state)
 from common.errors import CheckpointError, UserError
 from common.inference import load_generator
 from .dataset import EMBEDDED, build_dataset
-from .model import build_encoder, build_generator, encode_input, instance_features, size_multiple
+from .model import (build_encoder, build_generator, encode_input, instance_features, official_key, official_options,
+                    size_multiple, to_official_state)
 from .scenes import CLASS_COLORS, LABEL_NC
 from .segmentation import cache_path, cache_settings, load_segmenter, score_images
 
 MODEL_NAME = "pix2pixhd"
+OFFICIAL_CODE = "NVIDIA/pix2pixHD"
 STYLES_FILE = "features_clustered.npz"  # <run>/: the k-means centres of Sec. 3.4 (generate.py --style)
 
 N_CLUSTERS = 10          # k of the k-means over each class's features (Sec. 3.4, official --n_clusters)
@@ -75,6 +78,17 @@ def load_global_stage(G, D, E, path: str) -> str:
     (LocalEnhancer.load_global), its D and E where their shapes fit (D's don't when --num-D
     or the widths changed: that D starts afresh, as the official code's warning says).
     Returns a note of what was loaded; a wrong file is one clear line."""
+    payload = load_tensors(path)
+    if is_official_state(payload):  # the official stage 1: its global run's latest_net_G.pth
+        if any(k.startswith("model1_") for k in payload):
+            raise CheckpointError(f"--load-global {path}: the official G with a local enhancer, not a stage-1 (global) G")
+        own = G.global_generator
+        names = {official_key(k, own): k for k in own.state_dict()}
+        output = {k for k in payload if k.startswith("model.") and int(k.split(".")[1]) >= len(own.model)}
+        kept = {k: v for k, v in payload.items() if k not in output}  # its output block: G1 here has none
+        own.load_state_dict(renamed_state(kept, names, own.state_dict(), path=path,
+                                          what="the official global G (its --ngf must be twice this run's)"))
+        return f"loaded G1 from the official code's global G ({path})"
     payload = load_file(path)
     if payload.get("model_name") != MODEL_NAME or payload.get("options", {}).get("n_local_enhancers", 0) != 0:
         raise CheckpointError(f"--load-global {path}: not a stage-1 pix2pixhd checkpoint (--n-local-enhancers 0)")
@@ -212,11 +226,57 @@ def load_encoder(path, payload: dict, device):
     return E
 
 
-def load_model(path, device):
-    """(G, E or None, options, payload): G (and E, with Sec. 3.4 features) from a checkpoint."""
-    payload = load_for_inference(path, MODEL_NAME)
+def is_official_state(obj) -> bool:
+    """A plain state dict of the official G (its train.py's latest_net_G.pth, or the released
+    label2city_512p / label2city_1024p), global or with local enhancers."""
+    return (isinstance(obj, dict) and "model.1.weight" in obj and all(torch.is_tensor(v) for v in obj.values())
+            and any(".conv_block." in k for k in obj))
+
+
+def load_official(state: dict, path, device, no_instance: bool = False):
+    """Our G with the official weights, its options read from the tensors (model.official_options)."""
+    try:
+        options = {**official_options(state), "data": None, "official": True}
+    except (KeyError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a whole official pix2pixHD generator ({exc})") from exc
+    if options["n_downsample_global"] == 2 and options["label_nc"] == 2 and not options["n_local_enhancers"]:
+        raise CheckpointError(f"{path} looks like the official CycleGAN / pix2pix ResNet generator (3 input channels, "
+                              f"2 downsamplings): cyclegan/ reads those")
+    if no_instance:
+        options.update(label_nc=options["label_nc"] + 1, no_instance=True)
+    G = build_generator(options)
+    names = {official_key(k, G): k for k in G.state_dict()}
+    G.load_state_dict(renamed_state(state, names, G.state_dict(), path=path, what="the official pix2pixHD G"))
+    kind = (f"G1 with {options['n_local_enhancers']} local enhancer(s)" if options["n_local_enhancers"]
+            else "global generator G1")
+    inputs = (f"{options['label_nc']} labels" if options["no_instance"]
+              else f"{options['label_nc']} labels + the instance boundary map (the official defaults; "
+                   f"--no-instance if it was trained without)")
+    print(f"loaded the official code's {kind} ({OFFICIAL_CODE}, ngf {options['ngf']}): its input read as {inputs}")
+    return G.to(device).eval(), options
+
+
+def load_model(path, device, *, no_instance: bool = False):
+    """(G, E or None, options, payload): G (and E, with Sec. 3.4 features) from a checkpoint; or G
+    alone from the official code's G weights (detected by their keys; payload {} then)."""
+    payload = load_tensors(path)
+    if is_official_state(payload):
+        G, options = load_official(payload, path, device, no_instance)
+        return G, None, options, {}
+    if not (isinstance(payload, dict) and payload.get("format") == FORMAT_VERSION and "models" in payload):
+        raise CheckpointError(f"{path} is neither a pix2pixhd checkpoint nor the official code's G weights "
+                              f"(latest_net_G.pth of {OFFICIAL_CODE})")
+    check_model_name(payload, MODEL_NAME, path)
     G, options = load_generator(path, MODEL_NAME, build_generator, device, payload=payload)
     return G, load_encoder(path, payload, device), options, payload
+
+
+def export_official(G, path) -> Path:
+    """Write G as the official code saves it (a plain state dict), for its test.py."""
+    path = atomic_save(to_official_state(G), path)
+    print(f"wrote {path}: G in the official format of {OFFICIAL_CODE}; put it in checkpoints/NAME/ as "
+          f"latest_net_G.pth for its test.py --name NAME")
+    return path
 
 
 def style_setup(opt, E, checkpoint: Path) -> tuple[str, dict | None]:
