@@ -160,6 +160,8 @@ def train_and_evaluate(name: str, entry: dict, opt) -> list[dict]:
                    "--sample-every", "1000000", "--save-every", "1000000"])
     evaluate = [sys.executable, f"{entry['folder']}/evaluate.py", "--checkpoint", str(out / "checkpoints/last.pt"),
                 "--jsonl", str(jsonl)] + (["--seed", str(opt.seed)] if entry.get("eval_seed", True) else [])
+    if not (entry.get("paired") or entry.get("sr") or entry.get("semantic")):
+        evaluate += ["--features", "offline"]  # RESULTS.md's rows: the same features on every machine, online or not
     fixed_n = entry.get("paired") or entry.get("semantic")  # their evaluate.py's own held-out set
     eval_s = run(evaluate + (["--n", str(opt.n)] if opt.n and not fixed_n else []))
     records = [json.loads(line) for line in jsonl.read_text().splitlines()]
