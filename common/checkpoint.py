@@ -19,7 +19,7 @@ import random
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
@@ -234,29 +234,30 @@ def load_state_checked(module: torch.nn.Module, state_dict: dict, *, what: str, 
     module.load_state_dict(checked_state(module, state_dict, what=what, path=path, option_diff=option_diff))
 
 
-def renamed_state(state: dict, names: dict[str, str], own: dict, *, path: str | Path, what: str) -> dict:
+def renamed_state(state: dict, theirs: Callable[[str], str], own: dict, *, path: str | Path, what: str) -> dict:
     """A state dict saved by another code base (released weights), its keys renamed to ours:
-    `names` maps each of its keys to ours, `own` is our module's state dict. The first key that
-    does not fit, in our module's order (missing, of another shape, or unexpected), is a
-    one-line CheckpointError naming it. BatchNorm's num_batches_tracked, which PyTorch before
-    0.4.1 did not save, is filled with 0 where it is missing."""
-    ours_to_theirs = {ours: theirs for theirs, ours in names.items()}
+    `theirs(key)` is the other code's name for our key, `own` is our module's state dict. The
+    first key that does not fit, in our module's order (missing, of another shape, or
+    unexpected), is a one-line CheckpointError naming it. BatchNorm's num_batches_tracked,
+    which PyTorch before 0.4.1 did not save, is filled with 0 where it is missing."""
+    names = {key: theirs(key) for key in own}
     renamed = {}
     for key, value in own.items():
-        theirs = ours_to_theirs[key]
-        if theirs not in state:
+        theirs_key = names[key]
+        if theirs_key not in state:
             if key.endswith("num_batches_tracked"):
                 renamed[key] = torch.zeros_like(value)
                 continue
-            raise CheckpointError(f"{path}: {what} lacks {theirs} (and perhaps more): it is not the whole network, "
+            raise CheckpointError(f"{path}: {what} lacks {theirs_key} (and perhaps more): it is not the whole network, "
                                   f"or another configuration")
-        tensor = state[theirs]
+        tensor = state[theirs_key]
         if not torch.is_tensor(tensor) or tuple(tensor.shape) != tuple(value.shape):
             shape = tuple(tensor.shape) if torch.is_tensor(tensor) else type(tensor).__name__
-            raise CheckpointError(f"{path}: {what} has {theirs} of shape {shape}, where this network needs "
+            raise CheckpointError(f"{path}: {what} has {theirs_key} of shape {shape}, where this network needs "
                                   f"{tuple(value.shape)}: another configuration")
         renamed[key] = tensor
-    unexpected = [k for k in state if k not in names]
+    known = set(names.values())
+    unexpected = [k for k in state if k not in known]
     if unexpected:
         raise CheckpointError(f"{path}: {what} has {unexpected[0]}, which this network has no place for "
                               f"({len(unexpected)} such key(s)): another configuration")

@@ -69,9 +69,10 @@ def weights_path(weights: str | Path | None = None, without: str = "") -> Path:
                  flag="--vgg-weights", without=without)
 
 
-def load_weights(features: nn.Sequential, path: str | Path, without: str = "") -> None:
-    """Fill `features` from a torchvision VGG19 state dict (its `features.*` keys); a missing,
-    unreadable or different file is a one-line UserError naming it."""
+def load_weights(features: nn.Sequential, path: str | Path | None, without: str = "") -> None:
+    """Fill `features` from a torchvision VGG19 state dict (its `features.*` keys), the file
+    `path` or, for None, the cached or downloaded one (weights_path); a missing, unreadable or
+    different file is a one-line UserError naming it."""
     path = weights_path(path, without)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -133,5 +134,5 @@ def vgg19_features(until: str, weights: str | Path | None = None, *, random_init
     (`without`) what runs without it. `random_init=True` (tests only) skips the weights on purpose."""
     features = build_features(until)
     if not random_init:
-        load_weights(features, weights_path(weights, without), without)
+        load_weights(features, weights, without)
     return VGGFeatures(features, input_range)

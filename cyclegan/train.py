@@ -202,7 +202,7 @@ def train_step(G_AB, G_BA, D_A, D_B, opt_g, opt_d, real_a: torch.Tensor, real_b:
 def grid_examples(image_size: int) -> int:
     """Rows of a sample grid: 4 fixed examples, 1 from 256x256 up (as the official code shows one
     example each way). Each row costs four generator passes (fake and reconstruction, both
-    ways): at 256x256 on a 2-core CPU one row takes a third of a training step, which a short
+    ways): at 256x256 on a 2-core CPU one row takes a fifth of a training step, which a short
     run pays at its end."""
     return 4 if image_size < 256 else 1
 

@@ -175,8 +175,7 @@ def load_official(state: dict, path) -> tuple[torch.nn.Module, dict]:
     state = {k: v for k, v in state.items() if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))}
     options = {**official_options(state), "official": True}
     G = build_generator(options)
-    names = {official_key(k): k for k in G.state_dict()}
-    G.load_state_dict(renamed_state(state, names, G.state_dict(), path=path, what="the official ResNet generator"))
+    G.load_state_dict(renamed_state(state, official_key, G.state_dict(), path=path, what="the official ResNet generator"))
     print(f"loaded the official code's ResNet G ({OFFICIAL_CODE}, resnet_{options['n_blocks']}blocks, ngf "
           f"{options['ngf']}): one generator, whichever direction it was trained for")
     return G, options

@@ -212,8 +212,8 @@ def to_official_state(G: UNetGenerator) -> dict:
     state = {}
     for key, value in G.state_dict().items():
         value = value.detach().clone()
-        j = int(key.split(".")[1]) if key.startswith("decoder.") else 0
-        if G.skips and not G.skip_first and key.startswith("decoder.") and key.endswith(".1.weight") and j > 0:
+        concatenated = key.startswith("decoder.") and key.endswith(".1.weight") and key != "decoder.0.1.weight"
+        if G.skips and not G.skip_first and concatenated:  # decoder layer 0 reads the bottleneck alone
             half = value.shape[0] // 2
             value = torch.cat([value[half:], value[:half]])
         state[official_key(key, n)] = value

@@ -70,8 +70,9 @@ def load_generator(path, device) -> tuple[nn.Module, dict, dict]:
                               f"(latest_net_G.pth of {OFFICIAL_CODE}, --netG unet_256 / unet_128)")
     options = official_options(payload)
     G = build_generator(options)
-    names = {official_key(k, len(G.encoder)): k for k in G.state_dict()}
-    G.load_state_dict(renamed_state(payload, names, G.state_dict(), path=path, what="the official U-Net"))
+    n_down = len(G.encoder)
+    G.load_state_dict(renamed_state(payload, lambda key: official_key(key, n_down), G.state_dict(), path=path,
+                                    what="the official U-Net"))
     n_down = len(G.encoder)
     dropout = f"dropout in decoder layers 2-{n_down - 4}" if n_down > 5 else "no dropout"
     print(f"loaded the official code's U-Net G ({OFFICIAL_CODE}, unet_{options['image_size']}, ngf "

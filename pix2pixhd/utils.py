@@ -83,10 +83,9 @@ def load_global_stage(G, D, E, path: str) -> str:
         if any(k.startswith("model1_") for k in payload):
             raise CheckpointError(f"--load-global {path}: the official G with a local enhancer, not a stage-1 (global) G")
         own = G.global_generator
-        names = {official_key(k, own): k for k in own.state_dict()}
         output = {k for k in payload if k.startswith("model.") and int(k.split(".")[1]) >= len(own.model)}
         kept = {k: v for k, v in payload.items() if k not in output}  # its output block: G1 here has none
-        own.load_state_dict(renamed_state(kept, names, own.state_dict(), path=path,
+        own.load_state_dict(renamed_state(kept, lambda key: official_key(key, own), own.state_dict(), path=path,
                                           what="the official global G (its --ngf must be twice this run's)"))
         return f"loaded G1 from the official code's global G ({path})"
     payload = load_file(path)
@@ -245,8 +244,8 @@ def load_official(state: dict, path, device, no_instance: bool = False):
     if no_instance:
         options.update(label_nc=options["label_nc"] + 1, no_instance=True)
     G = build_generator(options)
-    names = {official_key(k, G): k for k in G.state_dict()}
-    G.load_state_dict(renamed_state(state, names, G.state_dict(), path=path, what="the official pix2pixHD G"))
+    G.load_state_dict(renamed_state(state, lambda key: official_key(key, G), G.state_dict(), path=path,
+                                    what="the official pix2pixHD G"))
     kind = (f"G1 with {options['n_local_enhancers']} local enhancer(s)" if options["n_local_enhancers"]
             else "global generator G1")
     inputs = (f"{options['label_nc']} labels" if options["no_instance"]

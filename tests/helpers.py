@@ -61,3 +61,22 @@ def write_random_vgg(folder: Path) -> Path:
     torch.manual_seed(0)
     torch.save({f"features.{k}": v for k, v in build_features("relu5_4").state_dict().items()}, path)
     return path
+
+
+def fake_downloads(monkeypatch, tmp_path, make_state) -> list[str]:
+    """An online machine with an empty torch hub cache under tmp_path, whose downloads write
+    `make_state()` with torch.save and are recorded: returns the list of URLs fetched."""
+    import torch
+
+    import common.pretrained as pretrained
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))
+    monkeypatch.delenv(pretrained.NO_DOWNLOAD, raising=False)
+    urls: list[str] = []
+
+    def download(url, dst, hash_prefix, progress):
+        urls.append(url)
+        torch.save(make_state(), dst)
+
+    monkeypatch.setattr(pretrained, "DOWNLOAD", download)
+    return urls

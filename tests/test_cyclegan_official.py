@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from cyclegan import generate as cyc_generate
 from cyclegan import train as cyc_train
 from cyclegan.utils import load_generator
-from tests.helpers import assert_one_line_error, in_process
+from tests.helpers import assert_one_line_error, fake_downloads, in_process
 
 
 def official_state(ngf: int, blocks: int, seed: int = 0) -> dict:
@@ -126,17 +126,9 @@ def test_export_official_round_trips_either_direction(tmp_path, capsys):
 
 
 def test_pretrained_downloads_a_released_model_once(tmp_path, monkeypatch, capsys):
-    import common.pretrained as pretrained
     from PIL import Image
 
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))
-    monkeypatch.delenv(pretrained.NO_DOWNLOAD, raising=False)
-    urls = []
-
-    def download(url, dst, hash_prefix, progress):
-        urls.append(url)
-        torch.save(official_state(ngf=2, blocks=9), dst)
-    monkeypatch.setattr(pretrained, "DOWNLOAD", download)
+    urls = fake_downloads(monkeypatch, tmp_path, lambda: official_state(ngf=2, blocks=9))
     Image.new("RGB", (40, 32), (120, 30, 200)).save(tmp_path / "in.png")
     for _ in range(2):
         cyc_generate.main(cyc_generate.parse_opt(["--pretrained", "horse2zebra", "--input", str(tmp_path / "in.png"),

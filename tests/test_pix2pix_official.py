@@ -18,9 +18,9 @@ import torch.nn.functional as F
 from common.checkpoint import load_file
 from pix2pix import generate as p2p_generate
 from pix2pix import train as p2p_train
-from pix2pix.model import UNetGenerator, init_weights
+from pix2pix.model import UNetGenerator
 from pix2pix.utils import load_generator, run_generator
-from tests.helpers import assert_one_line_error, in_process
+from tests.helpers import assert_one_line_error, fake_downloads, in_process
 
 TINY = ["--image-size", "32", "--load-size", "36", "--ngf", "8", "--ndf", "8", "--precision", "fp32",
         "--device", "cpu", "--epoch-length", "4", "--max-steps", "2", "--seed", "3"]
@@ -69,14 +69,15 @@ def official_state(ngf: int, n_down: int = 8, c_in: int = 3, c_out: int = 3, see
     return state
 
 
-def official_forward(state: dict, x: torch.Tensor, n_down: int = 8) -> torch.Tensor:
-    """The official UnetGenerator's forward in its test mode (train mode: batch statistics, dropout
-    on), computed from the state dict alone."""
+def official_forward(state: dict, x: torch.Tensor, n_down: int = 8, *, training: bool = True) -> torch.Tensor:
+    """The official UnetGenerator's forward, computed from the state dict alone: in its test
+    script's default mode (train mode: batch statistics, dropout on), or with training=False
+    in eval mode (running statistics, no dropout)."""
     prefixes = PREFIXES_256[:n_down]
 
     def norm(y, p):
         return F.batch_norm(y, state[p + "running_mean"].clone(), state[p + "running_var"].clone(),
-                            state[p + "weight"], state[p + "bias"], training=True)
+                            state[p + "weight"], state[p + "bias"], training=training)
 
     def level(d, x):
         p = prefixes[d]
@@ -90,10 +91,11 @@ def official_forward(state: dict, x: torch.Tensor, n_down: int = 8) -> torch.Ten
             y = level(d + 1, norm(y, p + "2."))
             y = norm(F.conv_transpose2d(F.relu(y), state[p + "5.weight"], None, 2, 1), p + "6.")
             if 4 <= d:
-                y = F.dropout(y, 0.5, training=True)
+                y = F.dropout(y, 0.5, training=training)
         return torch.cat([x, y], 1)
 
-    return level(0, x)
+    with torch.no_grad():
+        return level(0, x)
 
 
 def save_state(state: dict, path) -> str:
@@ -176,40 +178,11 @@ def test_export_official_round_trips(tmp_path, capsys):
     x = torch.rand(2, 1, 32, 32) * 2 - 1
     assert torch.allclose(run_generator(back, x, "cpu", eval_mode=True), run_generator(ours.eval(), x, "cpu",
                                                                                       eval_mode=True), atol=1e-5)
-    assert torch.allclose(back(x), official_forward_eval(state, x), atol=1e-5)
+    assert torch.allclose(back(x), official_forward(state, x, 5, training=False), atol=1e-5)
     # an official-layout G exports to exactly the file it was read from
     again = tmp_path / "again.pth"
     p2p_generate.main(p2p_generate.parse_opt(["--checkpoint", str(exported), "--export-official", str(again)]))
     assert all(torch.equal(v, torch.load(again, weights_only=True)[k]) for k, v in state.items())
-
-
-def official_forward_eval(state: dict, x: torch.Tensor) -> torch.Tensor:
-    """official_forward in eval mode (running statistics, no dropout), for 32x32 (5 levels)."""
-    with torch.no_grad():
-        return _eval_forward(state, x, 5)
-
-
-def _eval_forward(state, x, n_down):
-    prefixes = PREFIXES_256[:n_down]
-
-    def norm(y, p):
-        return F.batch_norm(y, state[p + "running_mean"], state[p + "running_var"], state[p + "weight"],
-                            state[p + "bias"], training=False)
-
-    def level(d, x):
-        p = prefixes[d]
-        if d == 0:
-            y = level(1, F.conv2d(x, state[p + "0.weight"], stride=2, padding=1))
-            return torch.tanh(F.conv_transpose2d(F.relu(y), state[p + "3.weight"], state[p + "3.bias"], 2, 1))
-        y = F.conv2d(F.leaky_relu(x, 0.2), state[p + "1.weight"], stride=2, padding=1)
-        if d == n_down - 1:
-            y = norm(F.conv_transpose2d(F.relu(y), state[p + "3.weight"], None, 2, 1), p + "4.")
-        else:
-            y = norm(F.conv_transpose2d(F.relu(level(d + 1, norm(y, p + "2."))), state[p + "5.weight"], None, 2, 1),
-                     p + "6.")
-        return torch.cat([x, y], 1)
-
-    return level(0, x)
 
 
 def test_the_layouts_differ_only_where_the_readme_says():
@@ -219,7 +192,6 @@ def test_the_layouts_differ_only_where_the_readme_says():
     assert dropout == [[0, 1, 2], [1, 2, 3]]
     assert [tuple(v.shape) for v in paper.state_dict().values()] == \
         [tuple(v.shape) for v in official.state_dict().values()]
-    paper.apply(init_weights)
     with pytest.raises(ValueError, match="layout"):
         UNetGenerator(layout="sideways")
 
@@ -228,14 +200,7 @@ def test_pretrained_downloads_a_released_model_once_and_offline_is_one_line(tmp_
     import common.pretrained as pretrained
     from PIL import Image
 
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))
-    monkeypatch.delenv(pretrained.NO_DOWNLOAD, raising=False)
-    urls = []
-
-    def download(url, dst, hash_prefix, progress):
-        urls.append(url)
-        torch.save(official_state(ngf=2), dst)
-    monkeypatch.setattr(pretrained, "DOWNLOAD", download)
+    urls = fake_downloads(monkeypatch, tmp_path, lambda: official_state(ngf=2))
     Image.new("RGB", (40, 30), (120, 30, 200)).save(tmp_path / "in.png")
     for _ in range(2):
         p2p_generate.main(p2p_generate.parse_opt(["--pretrained", "facades_label2photo", "--input",
